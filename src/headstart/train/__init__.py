@@ -1,0 +1,1 @@
+"""Fine-tuning: strategies, the training loop, callbacks and checkpoints."""

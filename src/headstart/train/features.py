@@ -1,0 +1,33 @@
+"""Penultimate-layer features of a timm model, for linear probes (and, later, ranking)."""
+
+from __future__ import annotations
+
+import torch
+
+from headstart.train.device import DeviceSettings
+
+__all__ = ["extract_features", "forward_features"]
+
+
+def forward_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pooled pre-logits features, through timm's ``forward_features`` + ``forward_head(pre_logits=True)``."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, loader, dev: DeviceSettings, progress=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, D) float32 on the CPU and labels (N,) for every batch of ``loader``, model in eval mode."""
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    try:
+        for images, target in loader:
+            with dev.autocast():
+                out = forward_features(model, dev.to_device(images))
+            feats.append(out.float().cpu())
+            labels.append(torch.as_tensor(target))
+            if progress is not None:
+                progress(len(images))
+    finally:
+        model.train(was_training)
+    return torch.cat(feats), torch.cat(labels)

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+import headstart
+from headstart.errors import ConfigError, RunFolderError
+
+FAST = dict(model="test_resnet", image_size=32, batch_size=8, epochs=2, probe_epochs=3, device="cpu")
+
+
+def test_fit_lp_ft_writes_a_complete_run_folder(image_folder, weights_env, tmp_path):
+    out = tmp_path / "run"
+    result = headstart.fit(image_folder, strategy="lp-ft", out=out, verbose=False, **FAST)
+    for rel in ("config.yaml", "split.json", "history.csv", "metrics.json", "plots/learning_curves.png",
+                "plots/confusion_matrix.png", "model/model.safetensors", "model/labels.json",
+                "model/preprocessing.json", "model/provenance.json", "checkpoints/last.pt"):
+        assert (out / rel).is_file(), rel
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "n_test", "per_class", "confusion_matrix", "classes"):
+        assert key in metrics
+    assert metrics["classes"] == ["cat", "dog", "fox"]
+    assert [r["stage"] for r in result.history] == ["probe"] * 3 + ["finetune"] * 2
+    prov = json.loads((out / "model/provenance.json").read_text())
+    assert prov["weights"]["source"] == "store" and len(prov["weights"]["sha256"]) == 64
+    assert prov["dataset"]["fingerprint"]
+    # config.yaml is fully resolved: what really ran
+    cfg = headstart.build_config(config=out / "config.yaml")
+    assert cfg.model.name == "test_resnet" and cfg.train.strategy == "lp-ft" and cfg.train.lr is not None
+    assert cfg.augment.preset != "auto"
+
+
+def test_fit_learns_and_predict_matches_loaded_run(image_folder, weights_env, tmp_path):
+    result = headstart.fit(image_folder, strategy="full", out=tmp_path / "r", verbose=False, lr=3e-3,
+                           **{**FAST, "epochs": 6})
+    assert result.metrics["accuracy"] >= 0.8, result.metrics
+    some = sorted((image_folder / "dog").iterdir())[:3]
+    direct = result.predict(some, top_k=2)
+    loaded = headstart.load(tmp_path / "r").predict(some, top_k=2)
+    assert [p.labels for p in direct] == [p.labels for p in loaded]
+    for a, b in zip(direct, loaded):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+
+
+def test_binary_linear_probe(binary_folder, weights_env, tmp_path):
+    result = headstart.fit(binary_folder, strategy="linear-probe", out=tmp_path / "b", verbose=False, **FAST)
+    meta = json.loads((tmp_path / "b" / "model" / "model.json").read_text())
+    assert meta["num_outputs"] == 1 and meta["num_classes"] == 2
+    assert all(r["stage"] == "probe" for r in result.history)
+    preds = result.predict(binary_folder / "yes", top_k=2)
+    assert len(preds) == 16 and all(abs(sum(p.probs) - 1) < 1e-5 for p in preds)
+
+
+def test_fit_is_deterministic(image_folder, weights_env, tmp_path):
+    a = headstart.fit(image_folder, strategy="full", out=tmp_path / "a", verbose=False, **FAST)
+    b = headstart.fit(image_folder, strategy="full", out=tmp_path / "b", verbose=False, **FAST)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in h]
+    assert strip(a.history) == strip(b.history)
+    assert a.metrics["confusion_matrix"] == b.metrics["confusion_matrix"]
+
+
+def test_random_init_needs_no_weights(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADSTART_WEIGHTS_DIR", str(tmp_path / "empty"))
+    result = headstart.fit(image_folder, pretrained=False, out=tmp_path / "x", verbose=False, **FAST)
+    assert result.config.train.strategy == "full"
+
+
+def test_fit_errors(image_folder, weights_env, tmp_path):
+    with pytest.raises(ConfigError, match=r"The 'data.path' parameter is required"):
+        headstart.fit(verbose=False, **FAST)
+    with pytest.raises(ConfigError, match=r"Unknown parameter 'epoch'. Did you mean 'epochs'"):
+        headstart.fit(image_folder, epoch=3, verbose=False)
+    headstart.fit(image_folder, strategy="linear-probe", out=tmp_path / "done", verbose=False, **FAST)
+    with pytest.raises(RunFolderError, match=r"already holds a run. Choose another --out"):
+        headstart.fit(image_folder, strategy="linear-probe", out=tmp_path / "done", verbose=False, **FAST)
+    with pytest.raises(RunFolderError, match=r"Cannot resume: .* has no config.yaml"):
+        headstart.fit(resume=True, out=tmp_path / "nothing", verbose=False)
+    with pytest.raises(RunFolderError, match=r"does not exist"):
+        headstart.load(tmp_path / "nope")
+
+
+def test_missing_weights_error_names_the_import_command(image_folder, tmp_path, monkeypatch):
+    from headstart.errors import WeightsNotFoundError
+
+    monkeypatch.setenv("HEADSTART_WEIGHTS_DIR", str(tmp_path / "empty"))
+    with pytest.raises(WeightsNotFoundError, match=r"headstart weights import FILE --model test_resnet"):
+        headstart.fit(image_folder, out=tmp_path / "w", verbose=False, **FAST)
