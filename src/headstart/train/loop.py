@@ -194,9 +194,11 @@ class Trainer:
         t0 = time.perf_counter()
         if stage.on_features:
             train_loss, train_acc, n_images = self._probe_epoch(stage, seed)
+            train_time = time.perf_counter() - t0
             val_logits, val_labels = self._head_logits(self._probe_features()[2]), self._probe_features()[3]
         else:
             train_loss, train_acc, n_images = self._finetune_epoch(stage, seed)
+            train_time = time.perf_counter() - t0
             val_logits, val_labels = self._predict_val()
         elapsed = time.perf_counter() - t0
         probs = logits_to_probs(val_logits, self.num_classes)
@@ -214,8 +216,8 @@ class Trainer:
             "val_balanced_accuracy": metrics["balanced_accuracy"],
             "val_macro_f1": metrics["macro_f1"],
             "lr": max(g["lr"] for g in self.optimizer.param_groups),
-            "time": elapsed,
-            "images_per_s": n_images / max(elapsed, 1e-9),
+            "time": elapsed,  # the whole epoch, validation included
+            "images_per_s": n_images / max(train_time, 1e-9),  # training pass only
         }
 
     def _optimizer_step(self, loss: torch.Tensor, params) -> None:

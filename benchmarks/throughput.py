@@ -1,0 +1,200 @@
+"""Training and feature-extraction throughput: headstart against a plain PyTorch loop.
+
+Same model, batch size, resolution, optimiser and thread count. The plain loop is what a user
+writes by hand: torchvision's ImageFolder with timm's ``create_transform`` (decodes every epoch),
+AdamW, ``model(x)``, ``loss.backward()``, ``step()``. A second plain variant reads pre-decoded
+tensors from memory with no augmentation: the upper bound of what any loop can do on this model.
+
+The images are real photos: random crops of scikit-image's sample photos, written to a temporary
+folder (4 classes, one photo each).
+
+    python benchmarks/throughput.py [--model mobilenetv2_100] [--size 160] [--batch 32] [--images 256] [--epochs 3]
+
+Prints a JSON summary (also written to benchmarks/results/throughput.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+
+def make_dataset(root: Path, n_images: int, seed: int = 0) -> Path:
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    per_class = n_images // len(PHOTOS)
+    for name in PHOTOS:
+        photo = getattr(skimage.data, name)()
+        h, w = photo.shape[:2]
+        for i in range(per_class):
+            side = int(rng.integers(min(h, w) // 2, min(h, w)))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((256, 256), Image.BICUBIC)
+            path = root / name / f"{name}_{i:04d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            crop.save(path, quality=90)
+    return root
+
+
+def _timed_epochs(run_epoch, epochs: int) -> list[float]:
+    rates = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        n = run_epoch()
+        rates.append(n / (time.perf_counter() - t0))
+    return rates
+
+
+def plain_loop(data: Path, model_name: str, size: int, batch: int, epochs: int) -> dict:
+    import timm
+    import torch
+    from timm.data import create_transform, resolve_data_config
+    from torchvision.datasets import ImageFolder
+
+    torch.manual_seed(0)
+    model = timm.create_model(model_name, pretrained=False, num_classes=len(PHOTOS))
+    cfg = resolve_data_config({"input_size": (3, size, size)}, model=model)
+    train_ds = ImageFolder(str(data), transform=create_transform(**cfg, is_training=True, scale=(0.35, 1.0)))
+    eval_ds = ImageFolder(str(data), transform=create_transform(**cfg, is_training=False))
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def train_epoch() -> int:
+        model.train()
+        n = 0
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += len(x)
+        return n
+
+    # the upper bound: pre-decoded tensors, no augmentation, no loader
+    tensors = torch.stack([eval_ds[i][0] for i in range(len(eval_ds))])
+    labels = torch.tensor(eval_ds.targets)
+
+    def tensor_epoch() -> int:
+        model.train()
+        perm = torch.randperm(len(tensors))
+        n = 0
+        for i in range(0, len(perm) - batch + 1, batch):
+            idx = perm[i : i + batch]
+            loss = loss_fn(model(tensors[idx]), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += len(idx)
+        return n
+
+    eval_loader = torch.utils.data.DataLoader(eval_ds, batch_size=batch, num_workers=0)
+
+    @torch.no_grad()
+    def features_epoch() -> int:
+        model.eval()
+        n = 0
+        for x, _ in eval_loader:
+            model.forward_head(model.forward_features(x), pre_logits=True)
+            n += len(x)
+        return n
+
+    return {
+        "train_images_per_s": _timed_epochs(train_epoch, epochs),
+        "train_in_memory_no_aug_images_per_s": _timed_epochs(tensor_epoch, epochs),
+        "features_images_per_s": _timed_epochs(features_epoch, epochs),
+    }
+
+
+def headstart_loop(data: Path, model_name: str, size: int, batch: int, epochs: int, out: Path) -> dict:
+    import torch
+
+    import headstart
+    from headstart.config import DataConfig
+    from headstart.data.dataset import ImageCache, ImageDataset, create_loader, warm
+    from headstart.data.index import load_dataset
+    from headstart.data.transforms import Preprocessing, build_eval_transform
+    from headstart.models.build import create_model
+    from headstart.train.device import resolve_device
+    from headstart.train.features import extract_features
+
+    result = headstart.fit(
+        data, model=model_name, pretrained=False, strategy="full", epochs=epochs, image_size=size,
+        batch_size=batch, augment="light", val_fraction=0.05, test_fraction=0.0, patience=100,
+        device="cpu", verbose=False, out=out / "fit",
+    )
+    train_rates = [row["images_per_s"] for row in result.history]
+
+    # feature extraction as rank and the linear probe do it: cached decoded images, eval transform
+    index = load_dataset(DataConfig(path=data, val_fraction=0.05, test_fraction=0.0), seed=0)
+    model = create_model(model_name, len(index.classes), weights=None)
+    pre = Preprocessing.from_model(model, size)
+    samples = [s for split in index.splits.values() for s in split]
+    ds = ImageDataset(samples, pre, build_eval_transform(pre), ImageCache("memory"))
+    t0 = time.perf_counter()
+    warm([ds], progress=False)
+    warm_s = time.perf_counter() - t0
+    dev = resolve_device("cpu")
+
+    def features_epoch() -> int:
+        feats, _ = extract_features(model, create_loader(ds, batch, shuffle=False, seed=0), dev)
+        return len(feats)
+
+    torch.set_grad_enabled(True)
+    return {
+        "train_images_per_s": train_rates,
+        "features_images_per_s": _timed_epochs(features_epoch, epochs),
+        "cache_warm_seconds": warm_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenetv2_100")
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(Path(tmp) / "photos", args.images)
+        plain = plain_loop(data, args.model, args.size, args.batch, args.epochs)
+        ours = headstart_loop(data, args.model, args.size, args.batch, args.epochs, Path(tmp))
+
+    # epoch 1 of headstart includes nothing extra (the cache is warmed before training), but
+    # we report the median of the epochs after the first for both, to skip warm-up effects
+    med = lambda xs: float(np.median(xs[1:] if len(xs) > 1 else xs))  # noqa: E731
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
+        "torch": torch.__version__,
+        "model": args.model, "size": args.size, "batch": args.batch, "images": args.images,
+        "plain": plain, "headstart": ours,
+        "train_ratio_vs_plain": med(ours["train_images_per_s"]) / med(plain["train_images_per_s"]),
+        "train_ratio_vs_in_memory": med(ours["train_images_per_s"]) / med(plain["train_in_memory_no_aug_images_per_s"]),
+        "features_ratio_vs_plain": med(ours["features_images_per_s"]) / med(plain["features_images_per_s"]),
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    out = Path(__file__).parent / "results" / "throughput.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
