@@ -262,10 +262,11 @@ class Trainer:
             loss = self.loss_fn(logits, target)
             self._optimizer_step(loss, params)
             n = images.shape[0]
-            total_loss += float(loss) * n
+            value = loss.item()
+            total_loss += value * n
             correct += self._correct(logits.detach(), target)
             seen += n
-            self._call("on_batch_end", n, float(loss))
+            self._call("on_batch_end", n, value)
         return total_loss / max(seen, 1), correct / max(seen, 1), seen
 
     # ------------------------------------------------------------------ probe on cached features
@@ -303,9 +304,10 @@ class Trainer:
             logits = head(x)
             loss = self.loss_fn(logits, y)
             self._optimizer_step(loss, params)
-            total_loss += float(loss) * len(idx)
+            value = loss.item()
+            total_loss += value * len(idx)
             correct += self._correct(logits.detach(), y)
-            self._call("on_batch_end", len(idx), float(loss))
+            self._call("on_batch_end", len(idx), value)
         return total_loss / len(feats), correct / len(feats), len(feats)
 
     @torch.no_grad()
