@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` need CUDA; without it they are skipped with the reason."""
     import torch

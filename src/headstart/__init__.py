@@ -10,12 +10,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it. The subpackages have other names (diagnose, reporting,
+# tuning) than the functions they provide, so importing a subpackage never shadows a function.
 _LAZY = {
     "fit": "headstart.api",
     "load": "headstart.api",
     "FitResult": "headstart.api",
     "build_config": "headstart.config",
     "FitConfig": "headstart.config",
+    "rank": "headstart.select.rank",
+    "RankTable": "headstart.select.rank",
+    "doctor": "headstart.diagnose",
+    "report": "headstart.reporting",
+    "tune": "headstart.tuning",
+    "TuneResult": "headstart.tuning",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -84,6 +84,8 @@ def fit(
     config: str | Path | Mapping[str, Any] | FitConfig | None = None,
     overrides: Sequence[str] = (),
     verbose: bool = True,
+    callbacks: Sequence[Any] = (),
+    tune: str | float | None = None,
     **kwargs: Any,
 ) -> FitResult:
     """Fine-tune a pretrained model on a folder of images and evaluate it.
@@ -91,7 +93,15 @@ def fit(
     ``kwargs`` are the flat parameters of :data:`headstart.config.FLAT_KEYS` (``model``,
     ``strategy``, ``epochs``, ``lr``, ``augment``, ``image_size``, ``out``, ...), the same as the CLI
     flags. Returns a :class:`FitResult`; everything is also written to the run folder.
+
+    ``callbacks`` (:class:`headstart.train.callbacks.Callback`) are appended to the trainer's own.
+    ``tune`` (a budget such as ``'15m'``) first runs :func:`headstart.tuning.tune` for that long in
+    ``<out>/tune``, then puts the model of the best config in ``<out>``.
     """
+    if tune is not None:
+        from headstart.tuning.study import fit_with_tuning
+
+        return fit_with_tuning(data, tune, config=config, overrides=overrides, verbose=verbose, **kwargs)
     import torch
 
     from headstart import __version__
@@ -103,8 +113,9 @@ def fit(
     from headstart.evaluate.plots import plot_confusion_matrix, plot_learning_curves
     from headstart.models.build import create_model
     from headstart.models.resolve import resolve_weights
-    from headstart.models.zoo import check_model_name, choose_model
+    from headstart.models.zoo import check_model_name
     from headstart.predict import Predictor
+    from headstart.select.auto import probe_feature_cache
     from headstart.train.callbacks import EarlyStopping, ProgressBar, StageFreezer
     from headstart.train.device import resolve_device
     from headstart.train.loop import Trainer, predict_logits
@@ -129,9 +140,13 @@ def fit(
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     model_name = cfg.model.name
     if model_name == "auto":
-        choice = choose_model(n_train, dev.device.type)
-        model_name = choice.name
-        console.print(f"model auto: {choice.reason}")
+        # rank the candidates (or reuse `headstart rank`'s table); falls back to choose_model
+        from headstart.select.auto import choose_by_rank
+
+        model_name, auto_size, reason = choose_by_rank(cfg, index, dev, run.path, verbose)
+        if auto_size is not None and cfg.model.image_size is None:
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"image_size": auto_size})})
+        console.print(f"model auto: {reason}")
     model_name = check_model_name(model_name)
     weights = None
     if cfg.model.pretrained:
@@ -179,8 +194,9 @@ def fit(
         dev=dev,
         make_loader=make_loader,
         class_weights=class_weights,
-        callbacks=[StageFreezer(cfg.train.freeze_bn), EarlyStopping(cfg.train.monitor, cfg.train.patience), ProgressBar(console, enabled=verbose)],
+        callbacks=[StageFreezer(cfg.train.freeze_bn), EarlyStopping(cfg.train.monitor, cfg.train.patience), ProgressBar(console, enabled=verbose), *callbacks],
         checkpoint_dir=run.checkpoint_dir,
+        feature_cache=probe_feature_cache(model_name, weights, pre, index),
     )
     state = trainer.fit(resume=cfg.resume)
     run.write_history(state.history)
@@ -195,6 +211,9 @@ def fit(
          "fit_seconds": round(time.perf_counter() - t_start, 2)}
     )
     run.write_metrics(metrics)
+    from headstart.reporting.fit_hooks import report_after_fit, save_predictions
+
+    save_predictions(run.path / "predictions.csv", index.splits[eval_split], probs, index.classes)
     plot_learning_curves(state.history, run.plots_dir / "learning_curves.png")
     plot_confusion_matrix(metrics["confusion_matrix"], index.classes, run.plots_dir / "confusion_matrix.png")
 
@@ -212,6 +231,7 @@ def fit(
         f"macro F1 {metrics['macro_f1']:.4f} on {metrics['n_test']} images. Run folder: {run.path}"
     )
     predictor = Predictor(trainer.model, index.classes, pre)
+    report_after_fit(run.path, console)
     return FitResult(run.path, cfg, state.history, metrics, list(index.classes), predictor)
 
 

@@ -21,6 +21,12 @@ COMMANDS: dict[str, str] = {
     "fit": "headstart.commands.fit",
     "predict": "headstart.commands.predict",
     "weights": "headstart.commands.weights",
+    "rank": "headstart.commands.rank",
+    "tune": "headstart.commands.tune",
+    "doctor": "headstart.commands.doctor",
+    "report": "headstart.commands.report",
+    "export": "headstart.commands.export",
+    "serve": "headstart.commands.serve",
 }
 
 

@@ -1,6 +1,11 @@
-"""Prediction from a run folder: the saved weights with the saved preprocessing, nothing else.
+"""Prediction from a run folder, an ONNX file or a TorchScript file, with the preprocessing saved
+with the model and nothing else.
 
-Loading reads only safetensors and JSON, so a run folder never executes pickled code.
+Every artefact is driven the same way: images are decoded and resized + centre-cropped with numpy
+and Pillow (:mod:`headstart.export.preprocess`), batched as uint8 ``(N, 3, S, S)``, and a backend
+(:mod:`headstart.export.runtime`) returns probabilities. The ONNX path never imports torch, so it
+runs with only onnxruntime, Pillow and numpy installed. Loading reads only safetensors, ONNX and
+JSON (and TorchScript, which runs TorchScript code, not pickle), so no pickled code runs.
 """
 
 from __future__ import annotations
@@ -8,16 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
-
-import torch
+from typing import Any, Iterable, Sequence
 
 from headstart.errors import DatasetNotFoundError
-from headstart.run_folder import RunFolder
 
-__all__ = ["Prediction", "Predictor", "expand_inputs", "format_predictions"]
+__all__ = ["Prediction", "Predictor", "load_predictor", "expand_inputs", "format_predictions"]
 
 
 @dataclass(frozen=True)
@@ -57,49 +60,64 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
+def load_predictor(path: str | Path, *, device: str = "cpu", threads: int | None = None) -> "Predictor":
+    """A :class:`Predictor` for a run folder, an ``.onnx`` file or a TorchScript file (``.ts``)."""
+    from headstart.export.runtime import load_backend
+
+    return Predictor.from_backend(load_backend(path, device=device, threads=threads))
+
+
 class Predictor:
-    """A trained model with its preprocessing and labels."""
+    """A trained model with its preprocessing and labels.
 
-    def __init__(self, model: torch.nn.Module, classes: Sequence[str], preprocessing, device: str | torch.device = "cpu"):
-        from headstart.data.transforms import build_eval_transform
+    ``Predictor(model, classes, preprocessing)`` wraps an in-memory PyTorch model (logits out);
+    :meth:`load` opens any artefact; :meth:`from_run` a run folder.
+    """
 
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.classes = list(classes)
-        self.preprocessing = preprocessing
-        self._transform = build_eval_transform(preprocessing)
+    def __init__(self, model: Any, classes: Sequence[str], preprocessing, device: str = "cpu"):
+        from headstart.export.runtime import TorchBackend
+
+        self._set_backend(TorchBackend(model, classes, preprocessing, device=device))
+
+    def _set_backend(self, backend) -> None:
+        self.backend = backend
+        self.classes = list(backend.classes)
+        self.preprocessing = backend.preprocessing
+        self.metadata = backend.metadata
+        self.model = getattr(backend, "model", None)
+
+    @classmethod
+    def from_backend(cls, backend) -> "Predictor":
+        self = cls.__new__(cls)
+        self._set_backend(backend)
+        return self
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "Predictor":
-        import timm
-        from safetensors.torch import load_file
+        from headstart.export.runtime import TorchBackend
 
-        from headstart.data.transforms import Preprocessing
+        return cls.from_backend(TorchBackend.from_run(run_dir, device=device))
 
-        run = RunFolder.open(run_dir)
-        meta = run.read_json("model/model.json")
-        classes = run.read_json("model/labels.json")["classes"]
-        pre = Preprocessing.from_dict(run.read_json("model/preprocessing.json"))
-        model = timm.create_model(meta["architecture"], pretrained=False, num_classes=meta["num_outputs"])
-        model.load_state_dict(load_file(run.model_dir / "model.safetensors"))
-        return cls(model, classes, pre, device)
+    load = staticmethod(load_predictor)
 
-    def _load(self, path: Path) -> torch.Tensor:
-        from headstart.data.transforms import load_resized
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
 
-        return self._transform(load_resized(path, self.preprocessing))
+    def predict_proba(self, images):
+        """uint8 crops ``(N, 3, S, S)`` (see :func:`headstart.export.prepare_image`) -> numpy
+        probabilities ``(N, num_classes)``."""
+        import numpy as np
 
-    @torch.no_grad()
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        from headstart.train.loss import logits_to_probs
-
-        logits = self.model(images.to(self.device))
-        return logits_to_probs(logits, len(self.classes)).cpu()
+        return np.asarray(self.backend.run(images), dtype=np.float32)
 
     def predict(self, inputs: Iterable[str | Path], *, top_k: int = 1, batch_size: int = 32, progress: bool = False) -> list[Prediction]:
         """Top-k labels and probabilities for each image; unreadable files get an ``error`` entry
         instead of stopping the whole batch."""
+        import numpy as np
+
         from headstart.errors import DataError
+        from headstart.export.preprocess import load_image_array
 
         paths = expand_inputs(inputs)
         k = max(1, min(top_k, len(self.classes)))
@@ -107,18 +125,19 @@ class Predictor:
         bar = _progress(len(paths)) if progress else None
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            tensors, ok = [], []
+            arrays, ok = [], []
             for p in chunk:
                 try:
-                    tensors.append(self._load(p))
+                    arrays.append(load_image_array(p, self.preprocessing))
                     ok.append(p)
                 except (DataError, OSError) as exc:
                     results.append(Prediction(str(p), (), (), error=str(exc)))
-            if tensors:
-                probs = self.predict_proba(torch.stack(tensors))
-                top = probs.topk(k, dim=1)
-                for p, values, idx in zip(ok, top.values.tolist(), top.indices.tolist()):
-                    results.append(Prediction(str(p), tuple(self.classes[i] for i in idx), tuple(values)))
+            if arrays:
+                probs = self.predict_proba(np.stack(arrays))
+                top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+                for p, row, idx in zip(ok, probs, top):
+                    results.append(Prediction(str(p), tuple(self.classes[i] for i in idx),
+                                              tuple(float(row[i]) for i in idx)))
             if bar is not None:
                 bar.update(len(chunk))
         if bar is not None:
@@ -129,9 +148,23 @@ class Predictor:
 
 
 def _progress(total: int):
-    from tqdm.auto import tqdm
-
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the light predict install has no tqdm: count on stderr instead
+        return _PlainProgress(total)
     return tqdm(total=total, unit="img", desc="predict", leave=False)
+
+
+class _PlainProgress:
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        print(f"\rpredict: {self.done}/{self.total} images", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr)
 
 
 def format_predictions(preds: Sequence[Prediction], fmt: str = "table") -> str:

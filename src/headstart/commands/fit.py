@@ -35,6 +35,8 @@ FIT_OPTIONS: dict[str, tuple[str, str]] = {
     "--device": ("device", "auto (default), cpu, cuda, cuda:N or mps"),
     "--out": ("out", "run folder (default runs/<dataset name>)"),
 }
+# `--tune 15m`: tune for that long first (headstart tune, study in <out>/tune), then keep the best
+TUNE_HELP = "tune hyperparameters for this long first (e.g. 15m), then train the best config"
 FIT_FLAGS: dict[str, tuple[str, str]] = {
     "--strict": ("strict", "make unreadable images fatal instead of skipping them"),
     "--resume": ("resume", "continue the interrupted run in --out"),
@@ -58,6 +60,7 @@ def add_parser(sub) -> None:
         p.add_argument(flag, action="store_true", default=None, help=text)
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
                    help="train from random initialisation (a baseline)")
+    p.add_argument("--tune", metavar="DURATION", help=TUNE_HELP)
     p.add_argument("--quiet", action="store_true", help="print only errors")
 
 
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             flat[key] = True
     if args.pretrained is False:
         flat["pretrained"] = False
+    if getattr(args, "tune", None) is not None:
+        flat["tune"] = args.tune
     result = fit(data, config=args.config, overrides=overrides, verbose=not args.quiet, **flat)
     print(result.run_dir)
     return 0

@@ -1,4 +1,6 @@
-"""`headstart predict`: labels for images from a run folder."""
+"""`headstart predict`: labels for images from a run folder, an ONNX file or a TorchScript file.
+
+With an .onnx file this needs only onnxruntime, Pillow and numpy (no torch)."""
 
 from __future__ import annotations
 
@@ -9,25 +11,28 @@ from headstart.config import parse_scalar
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="predict labels with a trained run folder",
-                       description="Predict the labels of images (files or folders) with the model of a run folder.")
-    p.add_argument("run", help="a run folder written by headstart fit")
+    p = sub.add_parser("predict", help="predict labels with a run folder, an .onnx or a TorchScript file",
+                       description="Predict the labels of images (files or folders) with the model of a run folder,"
+                       " or with a file written by headstart export (.onnx: onnxruntime, no torch needed; .ts).")
+    p.add_argument("run", help="a run folder written by headstart fit, or an exported .onnx / .ts file")
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument("--top-k", default="1", help="labels per image (default 1)")
     p.add_argument("--format", default="table", help="table (default), csv or json")
     p.add_argument("--output", "-o", help="write to this file instead of stdout")
     p.add_argument("--batch-size", default="32", help="images per batch (default 32)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda (run folders and TorchScript)")
+    p.add_argument("--threads", default="0", help="onnxruntime threads (default 0: onnxruntime decides)")
 
 
 def run(args: argparse.Namespace) -> int:
     from headstart._validation import check_choice, check_number
-    from headstart.predict import Predictor, format_predictions
+    from headstart.predict import format_predictions, load_predictor
 
     top_k = check_number("top_k", parse_scalar(args.top_k), kind=int, low=1, closed="left")
     batch = check_number("batch_size", parse_scalar(args.batch_size), kind=int, low=1, closed="left")
     fmt = check_choice("format", args.format, ["table", "csv", "json"])
-    predictor = Predictor.from_run(args.run, device=args.device)
+    threads = check_number("threads", parse_scalar(args.threads), kind=int, low=0, closed="left")
+    predictor = load_predictor(args.run, device=args.device, threads=threads or None)
     preds = predictor.predict(args.inputs, top_k=top_k, batch_size=batch, progress=sys.stderr.isatty())
     text = format_predictions(preds, fmt)
     if args.output:

@@ -89,7 +89,11 @@ class Trainer:
         class_weights: torch.Tensor | None = None,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
+        feature_cache: Any = None,
     ):
+        # feature_cache: optional headstart.select.feature_cache.BoundFeatureCache; the linear
+        # probe then reads the pretrained backbone's features from disk instead of recomputing them
+        self.feature_cache = feature_cache
         self.model = model.to(dev.device)
         if dev.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -274,8 +278,17 @@ class Trainer:
         """Backbone features of train and val, extracted once per stage: the probe's epochs only
         run the head."""
         if self._features is None:
-            train_f, train_y = extract_features(self.model, self.make_loader("train_eval", seed=0), self.dev)
-            val_f, val_y = extract_features(self.model, self.make_loader("val", seed=0), self.dev)
+            def extract(kind: str):
+                return lambda: extract_features(self.model, self.make_loader(kind, seed=0), self.dev)
+
+            # the cache holds the *pretrained* backbone's features: valid while no stage has trained it
+            pretrained = all(s.on_features for s in self.stages[: self.state.stage_index])
+            if self.feature_cache is not None and pretrained:
+                train_f, train_y = self.feature_cache.features("train_eval", extract("train_eval"))
+                val_f, val_y = self.feature_cache.features("val", extract("val"))
+            else:
+                train_f, train_y = extract("train_eval")()
+                val_f, val_y = extract("val")()
             self._features = (train_f, train_y, val_f, val_y)
         return self._features
 

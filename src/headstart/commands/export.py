@@ -1,0 +1,33 @@
+"""`headstart export`: a run folder's model as a verified ONNX or TorchScript file."""
+
+from __future__ import annotations
+
+import argparse
+
+from headstart.config import parse_scalar
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="export a run folder's model to ONNX or TorchScript (verified against PyTorch)",
+        description="Export the model of a run folder with its preprocessing built in: uint8 RGB crops at the"
+        " model's input size in, class probabilities out; labels and preprocessing in the file's metadata."
+        " The export is checked against the PyTorch model before it is reported done.")
+    p.add_argument("run", help="a run folder written by headstart fit")
+    p.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    p.add_argument("--output", "-o", help="file to write (default RUN/export/model.onnx or model.ts)")
+    p.add_argument("--images", nargs="+", help="images for the parity check (default: the run's split.json)")
+    p.add_argument("--opset", default="17", help="ONNX opset (default 17)")
+    p.add_argument("--tolerance", default="1e-4", help="largest allowed |probability difference| (default 1e-4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart.export.api import export_model
+
+    result = export_model(args.run, args.format,
+                          output=args.output, images=args.images, opset=parse_scalar(args.opset),
+                          tolerance=parse_scalar(args.tolerance))
+    print(result.summary())
+    for extra in result.extra_files:
+        print(f"metadata: {extra}")
+    return 0

@@ -1,0 +1,91 @@
+"""`headstart tune`: budgeted hyperparameter search over `headstart fit` with Optuna."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from headstart.commands.fit import FIT_FLAGS, FIT_OPTIONS
+from headstart.config import parse_scalar
+
+# flags of `headstart fit` that fix the base config of every trial (--out is the study folder here)
+BASE_OPTIONS = {k: v for k, v in FIT_OPTIONS.items() if k != "--out"}
+BASE_FLAGS = {k: v for k, v in FIT_FLAGS.items() if k != "--resume"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search hyperparameters within a trial or time budget (Optuna)",
+        description="Search learning rate, batch size, weight decay, epochs, strategy, augmentation and more for "
+        "DATA within a budget, pruning bad trials early. The default config is always the first trial. Flags of "
+        "`headstart fit` fix values for every trial; KEY=VALUE arguments override config entries.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="DATA | KEY=VALUE", help="the dataset, then section.key=value overrides")
+    p.add_argument("--config", help="a YAML config fixing the base of every trial")
+    p.add_argument("--space", help="a YAML search space (default: ranges chosen from the dataset size)")
+    p.add_argument("--trials", help="finished trials in the whole study (default 20 without --timeout)")
+    p.add_argument("--timeout", help="start no new trial after this long: 90s, 20m, 1h")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), random, grid or cmaes")
+    p.add_argument("--pruner", default="median", help="median (default), halving, hyperband or none")
+    p.add_argument("--metric", default="val_accuracy",
+                   help="val_accuracy (default), val_balanced_accuracy, val_macro_f1 or val_loss")
+    p.add_argument("--storage", help="SQLAlchemy URL of a shared study (default: SQLite file in the study folder)")
+    p.add_argument("--study", help="study name (default: the study folder's name)")
+    p.add_argument("--workers", default="1", help="local worker processes sharing the study (default 1)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted study in RUN_DIR")
+    p.add_argument("--out", help="study folder (default runs/tune-<dataset name>)")
+    p.add_argument("--grid-points", default="3", help="values per numeric range for --sampler grid (default 3)")
+    p.add_argument("--no-final", dest="final", action="store_false", help="do not keep a run folder of the best config")
+    for flag, (_, text) in BASE_OPTIONS.items():
+        p.add_argument(flag, help=f"fixed for every trial: {text}")
+    for flag, (_, text) in BASE_FLAGS.items():
+        p.add_argument(flag, action="store_true", default=None, help=text)
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart.errors import ConfigError
+    from headstart.tuning.study import tune
+
+    data, overrides = None, []
+    for item in args.inputs:
+        if "=" in item and not Path(item).exists():
+            overrides.append(item)
+        elif data is None:
+            data = item
+        else:
+            raise ConfigError(f"Only one dataset can be given. Got {data!r} and {item!r}.")
+    if data is None and args.resume is None:
+        raise ConfigError("headstart tune needs a dataset (a folder of images or a CSV), or --resume RUN_DIR.")
+    flat: dict[str, Any] = {}
+    for flag, (key, _) in BASE_OPTIONS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            flat[key] = parse_scalar(value) if key not in ("model", "weights") else value
+    for flag, (key, _) in BASE_FLAGS.items():
+        if getattr(args, flag.lstrip("-").replace("-", "_")):
+            flat[key] = True
+    result = tune(
+        data,
+        config=args.config,
+        overrides=overrides,
+        space=args.space,
+        trials=None if args.trials is None else parse_scalar(args.trials),
+        timeout=args.timeout,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        metric=args.metric,
+        storage=args.storage,
+        study=args.study,
+        workers=parse_scalar(args.workers),
+        resume=args.resume,
+        out=args.out,
+        final=args.final,
+        grid_points=parse_scalar(args.grid_points),
+        verbose=not args.quiet,
+        **flat,
+    )
+    print(result.run_dir)
+    return 0

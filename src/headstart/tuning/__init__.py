@@ -1,0 +1,18 @@
+"""``headstart tune``: budgeted hyperparameter search over ``headstart fit`` with Optuna.
+
+* :mod:`~headstart.tuning.space`: the search space (YAML or defaults from the dataset size) and its
+  validation;
+* :mod:`~headstart.tuning.samplers`: TPE, random, grid, CMA-ES; median, halving, Hyperband pruners;
+* :mod:`~headstart.tuning.objective`: one trial = one ``headstart.fit`` run, reporting each epoch;
+* :mod:`~headstart.tuning.study`: :func:`tune` (storage, workers, resume);
+* :mod:`~headstart.tuning.outputs`: trials.csv, best.yaml, plots, the best config's run folder;
+* :mod:`~headstart.tuning.progress`: durations and the progress display.
+
+Optuna is imported on use only.
+"""
+
+from __future__ import annotations
+
+from headstart.tuning.study import TuneResult, tune
+
+__all__ = ["tune", "TuneResult"]

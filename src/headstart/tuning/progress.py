@@ -1,0 +1,143 @@
+"""Budgets and the progress display of a study.
+
+``parse_duration`` reads ``90s``, ``20m``, ``1h30m`` or a number of seconds. :class:`Progress`
+prints one line per finished trial (state, value, duration), then the counts done / pruned /
+failed, the best so far and the time left; it reads the storage, so the parent of several worker
+processes shows the trials of all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import Any
+
+from headstart.errors import ConfigError
+
+__all__ = ["parse_duration", "format_duration", "Progress", "trial_counts", "FINISHED", "is_interrupted", "requeued_numbers"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+
+
+def parse_duration(value: Any, param: str = "timeout") -> float | None:
+    """Seconds in ``value``: a number (seconds) or text like ``90s``, ``20m``, ``1h``, ``1h30m``."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION.findall(text)
+            if not parts or "".join(n + u for n, u in parts).lower() != text.lower():
+                raise ConfigError(
+                    f"The {param!r} parameter must be a duration like '90s', '20m', '1h' or '1h30m' "
+                    f"(or a number of seconds). Got {value!r}."
+                ) from None
+            seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise ConfigError(f"The {param!r} parameter must be a positive duration. Got {value!r}.")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def requeued_numbers(trials) -> set[int]:
+    """Numbers of trials whose params were queued again because their worker stopped."""
+    return {int(t.user_attrs["requeued_from"]) for t in trials if "requeued_from" in t.user_attrs}
+
+
+def is_interrupted(trial, requeued: set[int] = frozenset()) -> bool:
+    """A failed trial that was interrupted (worker killed) rather than failing on its own."""
+    return trial.state.name == "FAIL" and (bool(trial.user_attrs.get("interrupted")) or trial.number in requeued)
+
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def trial_counts(trials) -> dict[str, int]:
+    """complete / pruned / failed / running / waiting; trials failed by an interruption are
+    counted apart (their params were queued again)."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0, "interrupted": 0}
+    requeued = requeued_numbers(trials)
+    for t in trials:
+        name = t.state.name
+        if is_interrupted(t, requeued):
+            counts["interrupted"] += 1
+        elif name == "FAIL":
+            counts["failed"] += 1
+        else:
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+    counts["done"] = counts["complete"] + counts["pruned"] + counts["failed"]
+    return counts
+
+
+class Progress:
+    """Prints a line for each trial that finished since the last call to :meth:`update`."""
+
+    def __init__(self, console, metric: str, *, budget: int | None, deadline: float | None, workers: int = 1):
+        self.console = console
+        self.metric = metric
+        self.budget = budget
+        self.deadline = deadline
+        self.workers = max(1, workers)
+        self._seen: set[int] = set()
+
+    def time_left(self, trials) -> float | None:
+        counts = trial_counts(trials)
+        durations = [t.duration.total_seconds() for t in trials if t.duration is not None and t.state.name in FINISHED]
+        estimate = None
+        if self.budget is not None and durations:
+            remaining = max(0, self.budget - counts["done"])
+            estimate = sum(durations) / len(durations) * remaining / self.workers
+        if self.deadline is not None:
+            left = max(0.0, self.deadline - time.time())
+            estimate = left if estimate is None else min(estimate, left)
+        return estimate
+
+    def update(self, study) -> None:
+        trials = study.get_trials(deepcopy=False)
+        requeued = requeued_numbers(trials)
+        new = [t for t in trials if t.state.name in FINISHED and t.number not in self._seen
+               and not is_interrupted(t, requeued)]
+        if not new:
+            return
+        counts = trial_counts(trials)
+        try:
+            best = study.best_trial
+            best_text = f"best {best.value:.4f} (trial {best.number})"
+        except ValueError:
+            best_text = "no completed trial yet"
+        total = f"/{self.budget}" if self.budget is not None else ""
+        summary = (
+            f"{counts['done']}{total} done ({counts['pruned']} pruned, {counts['failed']} failed)"
+            f" | {best_text} | {format_duration(self.time_left(trials))} left"
+        )
+        for t in sorted(new, key=lambda t: t.number):
+            self._seen.add(t.number)
+            state = t.state.name.lower()
+            if t.state.name == "COMPLETE":
+                what = f"{self.metric} {t.value:.4f}"
+            elif t.state.name == "PRUNED":
+                last = max(t.intermediate_values) if t.intermediate_values else None
+                what = f"at epoch {last}" if last is not None else ""
+            else:
+                what = str(t.user_attrs.get("fail_reason", "see the log"))[:100]
+            secs = t.duration.total_seconds() if t.duration is not None else float("nan")
+            self.console.print(
+                f"trial {t.number:>3} {state:<8} {what} ({format_duration(secs)}) | {summary}",
+                highlight=False, markup=False, soft_wrap=True,
+            )

@@ -1,0 +1,411 @@
+"""``headstart.tune(data, ...)``: a budgeted Optuna study whose trials are ``headstart fit`` runs.
+
+```
+runs/tune-NAME/
+  tune.json          the study's settings (data, base config, space, budget, sampler, storage)
+  study.db           the Optuna storage (SQLite) unless --storage names another database
+  trials/trial-NNNN/ one fit run folder per trial
+  trials.csv         trial, state, value, params, duration, reason
+  best.yaml          the best config; `headstart fit --config best.yaml` accepts it
+  plots/             optimisation history, parameter importances, parallel coordinates
+  best/              the run folder (model, metrics) of the best config
+```
+
+The default config (headstart's own choices for this dataset) is always the first trial, so tuning
+never returns something worse than not tuning. Several processes (``workers``, or ``headstart
+tune`` on other machines with the same ``storage`` and ``study``) share one study. A study
+interrupted at any moment resumes from ``tune.json`` and its storage: finished trials are kept and
+the trials that were running are queued again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from headstart._io import atomic_write_json
+from headstart._validation import check_choice, check_number
+from headstart.errors import ConfigError, HeadstartError, RunFolderError
+from headstart.tuning.progress import Progress, parse_duration, trial_counts
+from headstart.tuning.samplers import PRUNERS, SAMPLERS, grid_size, make_pruner, make_sampler
+from headstart.tuning.space import SearchSpace, default_space, load_space, parse_space
+
+__all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study"]
+
+METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss")
+SETTINGS_FILE = "tune.json"
+
+
+@dataclass
+class TuneResult:
+    """What a study found. ``final`` is the FitResult of the best config's run folder."""
+
+    run_dir: Path
+    study_name: str
+    storage: str
+    metric: str
+    best_value: float
+    best_params: dict[str, Any]
+    best_trial: int
+    best_config_path: Path
+    counts: dict[str, int]
+    trials: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    final: Any = field(repr=False, default=None)
+
+
+def _default_dir(data_path: Path) -> Path:
+    name = (data_path.stem if data_path.suffix.lower() == ".csv" else data_path.name) or "run"
+    candidate, n = Path("runs") / f"tune-{name}", 2
+    while candidate.exists() and any(candidate.iterdir()):
+        candidate, n = Path("runs") / f"tune-{name}-{n}", n + 1
+    return candidate
+
+
+def make_storage(url: str):
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # concurrent workers on one SQLite file wait for the lock instead of failing
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120,
+        heartbeat_stale_trial_callback=_requeue_stale,
+    )
+
+
+def _requeue_stale(study, trial) -> None:
+    """A trial whose worker died (Optuna found no heartbeat and failed it): queue its params again;
+    ``requeued_from`` marks the failed one as interrupted (a finished trial takes no new attrs)."""
+    if trial.params:  # killed before sampling: nothing to repeat
+        study.enqueue_trial(dict(trial.params), user_attrs={"requeued_from": trial.number})
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_study(settings: Mapping[str, Any], *, worker_index: int = 0):
+    import optuna
+
+    _quiet_optuna()
+    space = parse_space(settings["space"])
+    seed = settings.get("seed")
+    sampler = make_sampler(settings["sampler"], space, seed=None if seed is None else seed + worker_index,
+                           n_trials=settings.get("trials"), grid_points=settings.get("grid_points", 3))
+    return optuna.create_study(
+        storage=make_storage(settings["storage"]),
+        study_name=settings["study"],
+        sampler=sampler,
+        pruner=make_pruner(settings["pruner"], n_trials=settings.get("trials")),
+        direction="minimize" if settings["metric"] == "val_loss" else "maximize",
+        load_if_exists=True,
+    )
+
+
+def _claimed(study) -> int:
+    """Trials that count against the budget: finished, and running (another worker's)."""
+    c = trial_counts(study.get_trials(deepcopy=False))
+    return c["done"] + c["running"]
+
+
+def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0, deadline: float | None = None,
+               progress: Progress | None = None) -> int:
+    """Run trials of the study in ``run_dir`` until ``quota`` trials ran here, the study's trial
+    budget is used up, the grid is exhausted or ``deadline`` (epoch seconds) passed."""
+    from headstart.tuning.objective import Objective, TrialFailed
+
+    run_dir = Path(run_dir)
+    settings = read_settings(run_dir)
+    study = open_study(settings, worker_index=worker_index)
+    objective = Objective(settings["base"], parse_space(settings["space"]), run_dir / "trials", settings["metric"])
+    callbacks = [lambda s, t: progress.update(s)] if progress is not None else None
+    budget = settings.get("trials")
+    done = 0
+    while quota is None or done < quota:
+        # the first trial (the default config) runs even past the deadline: a study always has a result
+        if deadline is not None and time.time() >= deadline and (done or trial_counts(study.get_trials())["done"]):
+            break
+        if budget is not None and _claimed(study) >= budget:
+            break
+        if hasattr(study.sampler, "is_exhausted") and study.sampler.is_exhausted(study):
+            break
+        study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=callbacks)
+        done += 1
+    return done
+
+
+def read_settings(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / SETTINGS_FILE
+    if not path.is_file():
+        raise RunFolderError(
+            f"{str(run_dir)!r} has no {SETTINGS_FILE}, so it is not a headstart tune folder. "
+            "Pass the folder a previous `headstart tune` wrote (its --out)."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _default_point(cfg, n_train: int) -> dict[str, Any]:
+    """headstart's own choice for every searchable parameter, for this dataset."""
+    from headstart.data.transforms import resolve_augment_preset
+    from headstart.train.strategies import default_lr, resolve_strategy
+
+    t = cfg.train
+    strategy = resolve_strategy(t.strategy, n_train, pretrained=cfg.model.pretrained)
+    point = {
+        "strategy": strategy, "lr": t.lr if t.lr is not None else default_lr(strategy, t.batch_size, t.optimizer),
+        "probe_lr": t.probe_lr, "batch_size": t.batch_size, "weight_decay": t.weight_decay, "epochs": t.epochs,
+        "probe_epochs": t.probe_epochs, "layer_decay": t.layer_decay if t.layer_decay is not None else 1.0,
+        "label_smoothing": t.label_smoothing, "optimizer": t.optimizer, "augment_strength": 1.0,
+        "augment": resolve_augment_preset(cfg.augment.preset, n_train), "drop_rate": cfg.model.drop_rate,
+        "model": cfg.model.name,
+    }
+    if cfg.model.image_size is not None:
+        point["image_size"] = cfg.model.image_size
+    return point
+
+
+def _requeue_interrupted_here(study) -> int:
+    """On resume: trials left RUNNING by a dead process of this machine are interrupted ones."""
+    import socket
+
+    from optuna.trial import TrialState
+
+    host, n = socket.gethostname(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(t.user_attrs.get("worker", ""))
+        w_host, _, pid = worker.rpartition(":")
+        # no worker yet: the process died between creating the trial and starting it (a live
+        # worker sets the attribute within milliseconds of creating its trial)
+        if not worker or (w_host == host and pid.isdigit() and not _alive(int(pid))):
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted (worker stopped)")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            _requeue_stale(study, t)
+            n += 1
+    return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tune(
+    data: str | Path | None = None,
+    *,
+    config: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    space: str | Path | Mapping[str, Any] | SearchSpace | None = None,
+    trials: int | None = None,
+    timeout: str | float | None = None,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    metric: str = "val_accuracy",
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    resume: str | Path | None = None,
+    out: str | Path | None = None,
+    final: bool = True,
+    final_dir: str | Path | None = None,
+    grid_points: int = 3,
+    verbose: bool = True,
+    **flat: Any,
+) -> TuneResult:
+    """Search hyperparameters of ``headstart fit`` on ``data`` within a trial and/or time budget.
+
+    ``flat``/``config``/``overrides`` fix the base config as for :func:`headstart.fit`; ``space``
+    (a YAML file, a mapping or a :class:`SearchSpace`) says what is searched (default: ranges
+    chosen from the dataset size). ``trials`` counts finished trials of the whole study, across
+    all workers; ``timeout`` (``'20m'``, seconds) stops starting new trials after that long.
+    ``resume`` continues the study in that folder. Returns a :class:`TuneResult`.
+    """
+    from rich.console import Console
+
+    from headstart._imports import optional_import
+
+    optional_import("optuna", extra="tune")
+    console = Console(stderr=True, quiet=not verbose, highlight=False)
+    seconds = parse_duration(timeout)
+    workers = check_number("workers", workers, kind=int, low=1, closed="left")
+    if trials is not None:
+        trials = check_number("trials", trials, kind=int, low=1, closed="left")
+    if resume is not None:
+        run_dir = Path(resume)
+        settings = read_settings(run_dir)
+        if trials is not None:
+            settings["trials"] = trials
+        console.print(f"resuming study {settings['study']!r} in {run_dir}")
+    else:
+        run_dir, settings = _new_study(data, config, overrides, space, trials, seconds, sampler, pruner, metric,
+                                       storage, study, out, grid_points, flat, console)
+    settings["timeout"] = seconds
+    atomic_write_json(run_dir / SETTINGS_FILE, settings)
+
+    study_obj = open_study(settings)
+    if resume is None and not study_obj.get_trials(deepcopy=False):
+        study_obj.enqueue_trial(settings["default_point"], user_attrs={"default": True}, skip_if_exists=True)
+    requeued = _requeue_interrupted_here(study_obj)
+    if requeued:
+        console.print(f"{requeued} interrupted trial(s) queued again")
+    budget = settings.get("trials")
+    done = trial_counts(study_obj.get_trials(deepcopy=False))["done"]
+    remaining = None if budget is None else max(0, budget - done)
+    deadline = None if seconds is None else time.time() + seconds
+    progress = Progress(console, settings["metric"], budget=budget, deadline=deadline, workers=workers)
+    progress._seen.update(t.number for t in study_obj.get_trials(deepcopy=False) if t.state.is_finished())
+    console.print(
+        f"study {settings['study']!r}: {settings['sampler']} sampler, {settings['pruner']} pruner, "
+        f"{settings['metric']}, {done} trial(s) done"
+        + (f", {remaining} to go" if remaining is not None else "")
+        + (f", timeout {timeout}" if seconds else "") + f", {workers} worker(s), storage {_safe_url(settings['storage'])}"
+    )
+    if workers == 1:
+        run_worker(run_dir, quota=remaining, deadline=deadline, progress=progress)
+    else:
+        _run_worker_processes(run_dir, workers, remaining, deadline, study_obj, progress)
+    progress.update(study_obj)
+
+    from headstart.tuning.outputs import write_outputs
+
+    return write_outputs(run_dir, settings, study_obj, console=console, final=final,
+                         final_dir=Path(final_dir) if final_dir is not None else run_dir / "best")
+
+
+def _safe_url(url: str) -> str:
+    """The storage URL without its password, for display."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner, metric, storage, study, out,
+               grid_points, flat, console) -> tuple[Path, dict[str, Any]]:
+    from headstart import __version__
+    from headstart.config import build_config
+    from headstart.data.index import load_dataset
+
+    check_choice("sampler", sampler, SAMPLERS)
+    check_choice("pruner", pruner, PRUNERS)
+    check_choice("metric", metric, METRICS)
+    grid_points = check_number("grid_points", grid_points, kind=int, low=2, closed="left")
+    cfg = build_config(data, config=config, overrides=overrides, **{k: v for k, v in flat.items() if k != "out"})
+    if cfg.data.path is None:
+        raise ConfigError("The 'data' parameter is required: pass a folder of images or a CSV file (or --resume RUN_DIR).")
+    index = load_dataset(cfg.data, seed=cfg.train.seed)
+    n_train = len(index.splits["train"])
+    if isinstance(space, SearchSpace):
+        search = space
+    elif isinstance(space, Mapping):
+        search = parse_space(space)
+    elif space is not None:
+        search = load_space(space)
+    else:
+        search = default_space(n_train, base_epochs=cfg.train.epochs)
+    if sampler == "grid" and trials is None:
+        trials = grid_size(search, grid_points) + 1
+    if trials is None and seconds is None:
+        trials = 20
+    make_sampler(sampler, search, n_trials=trials, grid_points=grid_points)  # fail now on a space it cannot search
+    run_dir = Path(out) if out is not None else _default_dir(Path(cfg.data.path))
+    if (run_dir / SETTINGS_FILE).exists():
+        raise RunFolderError(
+            f"{str(run_dir)!r} already holds a study. Continue it with --resume {run_dir}, or choose another --out."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = cfg.to_dict()
+    base["data"]["path"] = str(Path(cfg.data.path).resolve())
+    default_cfg = build_config(config=base)
+    if default_cfg.model.name == "auto":
+        from headstart.models.zoo import choose_model
+        from headstart.train.device import resolve_device
+
+        dev = resolve_device(cfg.train.device)
+        base["model"]["name"] = choose_model(n_train, dev.device.type).name
+        default_cfg = build_config(config=base)
+    point = search.default_point(_default_point(default_cfg, n_train), complete_grid=grid_points if sampler == "grid" else None)
+    console.print(f"{n_train} training images; searching {', '.join(search.params)}")
+    settings = {
+        "headstart_version": __version__,
+        "data": base["data"]["path"],
+        "n_train": n_train,
+        "base": base,
+        "space": search.to_dict(),
+        "default_point": point,
+        "trials": trials,
+        "sampler": sampler,
+        "pruner": pruner,
+        "metric": metric,
+        "seed": cfg.train.seed,
+        "grid_points": grid_points,
+        "storage": storage or f"sqlite:///{(run_dir / 'study.db').resolve()}",
+        "study": study or run_dir.resolve().name,
+    }
+    return run_dir, settings
+
+
+def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, deadline: float | None, study, progress) -> None:
+    """``workers`` local processes on the same storage; each runs its share of the remaining trials."""
+    quotas = [None] * workers if remaining is None else [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    procs = []
+    for i, quota in enumerate(quotas):
+        if quota == 0:
+            continue
+        cmd = [sys.executable, "-m", "headstart.tuning.worker", str(run_dir), "--index", str(i),
+               "--workers", str(workers)]
+        if quota is not None:
+            cmd += ["--quota", str(quota)]
+        if deadline is not None:
+            cmd += ["--deadline", repr(deadline)]
+        procs.append(subprocess.Popen(cmd))
+    try:
+        while any(p.poll() is None for p in procs):
+            progress.update(study)
+            time.sleep(1.0)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    bad = [p.returncode for p in procs if p.returncode != 0]
+    if bad:
+        raise HeadstartError(
+            f"{len(bad)} of {len(procs)} worker process(es) stopped with an error (exit codes {bad}); see their "
+            f"messages above. Finished trials are kept: continue with `headstart tune --resume {run_dir}`."
+        )
+
+
+def fit_with_tuning(data, budget, *, config=None, overrides=(), verbose=True, **kwargs):
+    """``headstart fit DATA --tune 15m``: tune for that long in ``<out>/tune``, then put the run
+    folder of the best config in ``<out>`` and return it as a :class:`~headstart.api.FitResult`."""
+    from headstart.api import load
+    from headstart.config import build_config
+    from headstart.run_folder import default_run_dir
+
+    seconds = parse_duration(budget, param="tune")
+    cfg = build_config(data, config=config, overrides=overrides, **kwargs)
+    if cfg.data.path is None:
+        raise ConfigError("The 'data' parameter is required with --tune: pass a folder of images or a CSV file.")
+    out = Path(cfg.out) if cfg.out is not None else default_run_dir(Path(cfg.data.path))
+    flat = {k: v for k, v in kwargs.items() if k not in ("out", "resume")}
+    tune(data, config=config, overrides=overrides, timeout=seconds, out=out / "tune", final_dir=out,
+         verbose=verbose, **flat)
+    return load(out)

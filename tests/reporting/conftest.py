@@ -1,0 +1,1 @@
+from tests.diagnose.conftest import run_dir  # noqa: F401 -- one shared fit for doctor and report tests
