@@ -5,8 +5,7 @@ The public API is imported lazily so that ``import headstart`` stays fast (no to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -26,15 +25,4 @@ _LAZY = {
     "TuneResult": "headstart.tuning",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headstart' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY, extra=("__version__",))

@@ -64,27 +64,43 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="print only errors")
 
 
-def run(args: argparse.Namespace) -> int:
-    from headstart.api import fit
+# values kept as text: a model name, a path
+TEXT_KEYS = ("model", "weights", "out")
+
+
+def split_inputs(inputs: list[str]) -> tuple[str | None, list[str]]:
+    """Positional arguments -> (the dataset, the section.key=value overrides)."""
+    from headstart.errors import ConfigError
 
     data, overrides = None, []
-    for item in args.inputs:
+    for item in inputs:
         if "=" in item and not Path(item).exists():
             overrides.append(item)
         elif data is None:
             data = item
         else:
-            from headstart.errors import ConfigError
-
             raise ConfigError(f"Only one dataset can be given. Got {data!r} and {item!r}.")
+    return data, overrides
+
+
+def flat_from_args(args: argparse.Namespace, options: dict, flags: dict) -> dict[str, Any]:
+    """The flat config keys (see headstart.config.FLAT_KEYS) of the options and flags given."""
     flat: dict[str, Any] = {}
-    for flag, (key, _) in FIT_OPTIONS.items():
+    for flag, (key, _) in options.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
-            flat[key] = parse_scalar(value) if key not in ("model", "weights", "out") else value
-    for flag, (key, _) in FIT_FLAGS.items():
+            flat[key] = value if key in TEXT_KEYS else parse_scalar(value)
+    for flag, (key, _) in flags.items():
         if getattr(args, flag.lstrip("-").replace("-", "_")):
             flat[key] = True
+    return flat
+
+
+def run(args: argparse.Namespace) -> int:
+    from headstart.api import fit
+
+    data, overrides = split_inputs(args.inputs)
+    flat = flat_from_args(args, FIT_OPTIONS, FIT_FLAGS)
     if args.pretrained is False:
         flat["pretrained"] = False
     if getattr(args, "tune", None) is not None:

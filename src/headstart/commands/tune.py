@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
-from headstart.commands.fit import FIT_FLAGS, FIT_OPTIONS
+from headstart.commands.fit import FIT_FLAGS, FIT_OPTIONS, flat_from_args, split_inputs
 from headstart.config import parse_scalar
 
 # flags of `headstart fit` that fix the base config of every trial (--out is the study folder here)
@@ -49,24 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from headstart.errors import ConfigError
     from headstart.tuning.study import tune
 
-    data, overrides = None, []
-    for item in args.inputs:
-        if "=" in item and not Path(item).exists():
-            overrides.append(item)
-        elif data is None:
-            data = item
-        else:
-            raise ConfigError(f"Only one dataset can be given. Got {data!r} and {item!r}.")
+    data, overrides = split_inputs(args.inputs)
     if data is None and args.resume is None:
         raise ConfigError("headstart tune needs a dataset (a folder of images or a CSV), or --resume RUN_DIR.")
-    flat: dict[str, Any] = {}
-    for flag, (key, _) in BASE_OPTIONS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
-            flat[key] = parse_scalar(value) if key not in ("model", "weights") else value
-    for flag, (key, _) in BASE_FLAGS.items():
-        if getattr(args, flag.lstrip("-").replace("-", "_")):
-            flat[key] = True
+    flat = flat_from_args(args, BASE_OPTIONS, BASE_FLAGS)
     result = tune(
         data,
         config=args.config,

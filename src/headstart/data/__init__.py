@@ -10,8 +10,7 @@ headstart.data`` stays fast for the CLI.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import attach
 
 _LAZY = {
     # decode
@@ -46,15 +45,4 @@ _LAZY = {
     "estimate_cache_bytes": "headstart.data.dataset",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headstart.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

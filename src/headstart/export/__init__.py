@@ -15,8 +15,7 @@ stays outside is decoding and the resize + centre crop, which need the image's o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import attach
 
 _LAZY = {
     "export_model": "headstart.export.api",
@@ -30,15 +29,4 @@ _LAZY = {
     "prepare_image": "headstart.export.preprocess",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headstart.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

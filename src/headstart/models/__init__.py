@@ -5,55 +5,43 @@ Names are imported lazily so that ``import headstart.models`` does not import to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import attach
 
 _LAZY = {
     # zoo
-    "Candidate": "zoo",
-    "CPU_CANDIDATES": "zoo",
-    "GPU_CANDIDATES": "zoo",
-    "candidates": "zoo",
-    "check_model_name": "zoo",
-    "AutoChoice": "zoo",
-    "choose_model": "zoo",
-    "auto_model": "zoo",
+    "Candidate": "headstart.models.zoo",
+    "CPU_CANDIDATES": "headstart.models.zoo",
+    "GPU_CANDIDATES": "headstart.models.zoo",
+    "candidates": "headstart.models.zoo",
+    "check_model_name": "headstart.models.zoo",
+    "AutoChoice": "headstart.models.zoo",
+    "choose_model": "headstart.models.zoo",
+    "auto_model": "headstart.models.zoo",
     # store
-    "weights_dir": "store",
-    "load_state_dict_file": "store",
-    "list_weights": "store",
-    "format_weights_table": "store",
+    "weights_dir": "headstart.models.store",
+    "load_state_dict_file": "headstart.models.store",
+    "list_weights": "headstart.models.store",
+    "format_weights_table": "headstart.models.store",
     # known sources
-    "KNOWN_SOURCES": "sources",
-    "KnownSource": "sources",
+    "KNOWN_SOURCES": "headstart.models.sources",
+    "KnownSource": "headstart.models.sources",
     # resolution
-    "ResolvedWeights": "resolve",
-    "resolve_weights": "resolve",
-    "has_offline_weights": "resolve",
+    "ResolvedWeights": "headstart.models.resolve",
+    "resolve_weights": "headstart.models.resolve",
+    "has_offline_weights": "headstart.models.resolve",
     # import / fetch
-    "WeightsRecord": "importer",
-    "import_weights": "importer",
-    "fetch_weights": "importer",
-    "check_on_cat": "importer",
+    "WeightsRecord": "headstart.models.importer",
+    "import_weights": "headstart.models.importer",
+    "fetch_weights": "headstart.models.importer",
+    "check_on_cat": "headstart.models.importer",
     # building
-    "create_model": "build",
-    "feature_dim": "build",
-    "head_parameters": "build",
-    "backbone_parameters": "build",
-    "set_trainable": "build",
-    "freeze_batchnorm": "build",
-    "unfreeze_batchnorm": "build",
+    "create_model": "headstart.models.build",
+    "feature_dim": "headstart.models.build",
+    "head_parameters": "headstart.models.build",
+    "backbone_parameters": "headstart.models.build",
+    "set_trainable": "headstart.models.build",
+    "freeze_batchnorm": "headstart.models.build",
+    "unfreeze_batchnorm": "headstart.models.build",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headstart.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"headstart.models.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

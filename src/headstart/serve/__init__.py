@@ -6,8 +6,7 @@ into batches; :mod:`headstart.serve.uploads` bounds and decodes what clients sen
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headstart._lazy import attach
 
 _LAZY = {
     "create_app": "headstart.serve.app",
@@ -15,15 +14,4 @@ _LAZY = {
     "MicroBatcher": "headstart.serve.batching",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headstart.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
