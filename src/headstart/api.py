@@ -42,14 +42,15 @@ class FitResult:
         return self.predictor.predict(inputs, top_k=top_k, batch_size=batch_size)
 
 
-def load(run_dir: str | Path) -> FitResult:
-    """Open a finished run folder (weights, labels, preprocessing, history, metrics)."""
+def load(run_dir: str | Path, device: str = "cpu") -> FitResult:
+    """Open a finished run folder (weights, labels, preprocessing, history, metrics); its
+    ``predict`` runs on ``device`` ("cpu", "cuda", "cuda:1", ...)."""
     from headstart.predict import Predictor
 
     run = RunFolder.open(run_dir)
     cfg = build_config(config=load_yaml(run.config_path))
     metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else {}
-    predictor = Predictor.from_run(run.path)
+    predictor = Predictor.from_run(run.path, device=device)
     return FitResult(run.path, cfg, run.read_history(), metrics, predictor.classes, predictor)
 
 
@@ -105,7 +106,7 @@ def fit(
     import torch
 
     from headstart import __version__
-    from headstart.data.dataset import ImageCache, warm
+    from headstart.data.dataset import ImageCache, default_num_workers, warm
     from headstart.data.index import load_dataset
     from headstart.data.split import save_split
     from headstart.data.transforms import Preprocessing, resolve_augment_preset
@@ -159,7 +160,7 @@ def fit(
     strategy = resolve_strategy(cfg.train.strategy, n_train, pretrained=cfg.model.pretrained)
     preset = resolve_augment_preset(cfg.augment.preset, n_train)
     lr = cfg.train.lr if cfg.train.lr is not None else default_lr(strategy, cfg.train.batch_size, cfg.train.optimizer)
-    num_workers = cfg.data.num_workers if cfg.data.num_workers is not None else (min(8, _cpu_count()) if dev.is_cuda else 0)
+    num_workers = cfg.data.num_workers if cfg.data.num_workers is not None else default_num_workers(dev.device)
     cfg = cfg.model_copy(
         update={
             "model": cfg.model.model_copy(update={"name": model_name, "image_size": pre.input_size}),
@@ -233,12 +234,6 @@ def fit(
     predictor = Predictor(trainer.model, index.classes, pre)
     report_after_fit(run.path, console)
     return FitResult(run.path, cfg, state.history, metrics, list(index.classes), predictor)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _source_text(weights) -> str:

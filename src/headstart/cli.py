@@ -4,7 +4,10 @@ Each subcommand lives in its own module under :mod:`headstart.commands` with two
 ``add_parser(subparsers)`` and ``run(args) -> int``, and parses into the same validated config
 objects as the Python API, so the CLI and ``headstart.fit(...)`` accept the same things and fail
 with the same messages. Modules are imported when the parser is built; their heavy imports (torch,
-timm) happen inside ``run``.
+timm) happen inside ``run``. A module may declare ``REQUIRES = ("train", ...)``, the extras of
+pyproject.toml it cannot run without: they are checked before ``run``, so that with the light
+``headstart[predict]`` install ``headstart fit`` says which extra to install instead of failing
+with a traceback (``headstart --help`` and ``headstart predict model.onnx`` need no torch).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from headstart._imports import check_extras, extra_of_module
     from headstart.errors import ConfigError, HeadstartError
 
     parser = build_parser()
@@ -55,13 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.inputs = [*args.inputs, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    module = importlib.import_module(COMMANDS[args.command])
     try:
-        return importlib.import_module(COMMANDS[args.command]).run(args)
+        check_extras(getattr(module, "REQUIRES", ()), f"`headstart {args.command}`")
+        return module.run(args)
     except ConfigError as exc:
         print(f"headstart {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except HeadstartError as exc:
         print(f"headstart {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        # A path the command's REQUIRES does not cover (e.g. `predict RUN_FOLDER` without torch):
+        # name the extra when the module belongs to one, else it is a bug and the traceback stays.
+        needed = extra_of_module(exc.name)
+        if needed is None:
+            raise
+        print(f"headstart {args.command}: error: `headstart {args.command}` needs {exc.name.split('.')[0]!r} (the"
+              f" {needed!r} extra), which is not installed. Install it with: pip install 'headstart[{needed}]'.",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"headstart {args.command}: interrupted", file=sys.stderr)

@@ -73,8 +73,8 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(image_folder, weights_
 
     step, fit = Trainer._optimizer_step, headstart.api.fit
 
-    def nan_at_lr_half(self, loss, params):  # lr 0.5 makes the loss NaN, as a diverging run would
-        return step(self, loss * float("nan") if self.cfg.lr == 0.5 else loss, params)
+    def nan_at_lr_half(self, loss, *args):  # lr 0.5 makes the loss NaN, as a diverging run would
+        return step(self, loss * float("nan") if self.cfg.lr == 0.5 else loss, *args)
 
     def oom_at_lr_quarter(*args, config=None, **kwargs):
         if config["train"]["lr"] == 0.25:

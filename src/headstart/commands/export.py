@@ -6,6 +6,9 @@ import argparse
 
 from headstart.config import parse_scalar
 
+# extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
+REQUIRES = ("train",)
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(

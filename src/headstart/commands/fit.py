@@ -8,6 +8,9 @@ from typing import Any
 
 from headstart.config import parse_scalar
 
+# extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
+REQUIRES = ("train",)
+
 # flag -> flat config key (see headstart.config.FLAT_KEYS); values are parsed as YAML scalars.
 FIT_OPTIONS: dict[str, tuple[str, str]] = {
     "--model": ("model", "timm model name, or 'auto' (default)"),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
+REQUIRES = ("train",)
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="write RUN/report.html: metrics, curves, worst images, findings, config",

@@ -7,6 +7,9 @@ import sys
 
 from headstart.config import parse_scalar
 
+# extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
+REQUIRES = ("serve",)
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(

@@ -7,6 +7,9 @@ import argparse
 from headstart.commands.fit import FIT_FLAGS, FIT_OPTIONS, flat_from_args, split_inputs
 from headstart.config import parse_scalar
 
+# extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
+REQUIRES = ("train", "tune")
+
 # flags of `headstart fit` that fix the base config of every trial (--out is the study folder here)
 BASE_OPTIONS = {k: v for k, v in FIT_OPTIONS.items() if k != "--out"}
 BASE_FLAGS = {k: v for k, v in FIT_FLAGS.items() if k != "--resume"}
@@ -24,7 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="a YAML config fixing the base of every trial")
     p.add_argument("--space", help="a YAML search space (default: ranges chosen from the dataset size)")
     p.add_argument("--trials", help="finished trials in the whole study (default 20 without --timeout)")
-    p.add_argument("--timeout", help="start no new trial after this long: 90s, 20m, 1h")
+    p.add_argument("--timeout", help="deadline of the study, e.g. 90s, 20m, 1h: no trial starts after it and a running "
+                   "trial stops at the end of its epoch (kept with its best value so far); the final training of the "
+                   "best config comes after it")
     p.add_argument("--sampler", default="tpe", help="tpe (default), random, grid or cmaes")
     p.add_argument("--pruner", default="median", help="median (default), halving, hyperband or none")
     p.add_argument("--metric", default="val_accuracy",
@@ -35,7 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted study in RUN_DIR")
     p.add_argument("--out", help="study folder (default runs/tune-<dataset name>)")
     p.add_argument("--grid-points", default="3", help="values per numeric range for --sampler grid (default 3)")
-    p.add_argument("--no-final", dest="final", action="store_false", help="do not keep a run folder of the best config")
+    p.add_argument("--no-final", dest="final", action="store_false",
+                   help="do not keep a run folder of the best config (its trial's folder, or a full training when "
+                   "that trial was stopped at the timeout)")
     for flag, (_, text) in BASE_OPTIONS.items():
         p.add_argument(flag, help=f"fixed for every trial: {text}")
     for flag, (_, text) in BASE_FLAGS.items():

@@ -22,9 +22,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from headstart._imports import check_extras
     from headstart._validation import check_choice
     from headstart.models.importer import fetch_weights, format_weights_table, import_weights, list_weights
 
+    if args.weights_command != "list":  # `weights list` reads the store's JSON only: no torch needed
+        check_extras(("train",), f"`headstart weights {args.weights_command}`")
     if args.weights_command == "list":
         print(format_weights_table(list_weights()))
     elif args.weights_command == "import":

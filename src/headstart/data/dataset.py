@@ -252,7 +252,8 @@ def default_num_workers(device: str | torch.device = "cpu") -> int:
     """0 on CPU (the cache makes workers unnecessary there, and a 2-core machine needs its cores for
     the model), ``min(8, cores)`` on CUDA."""
     kind = torch.device(device).type if not isinstance(device, torch.device) else device.type
-    return min(8, os.cpu_count() or 1) if kind == "cuda" else 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(8, cores) if kind == "cuda" else 0
 
 
 def estimate_cache_bytes(num_images: int, pre: Preprocessing, aspect: float = 4 / 3) -> int:

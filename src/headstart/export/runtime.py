@@ -26,6 +26,15 @@ __all__ = ["OnnxBackend", "TorchScriptBackend", "TorchBackend", "load_backend", 
 TORCHSCRIPT_SUFFIXES = (".ts", ".pt", ".torchscript")
 
 
+def _import_torch():
+    """torch, or an install hint: run folders and TorchScript files need the 'train' extra, .onnx does not."""
+    from headstart._imports import optional_import
+
+    return optional_import("torch", extra="train", feature="A run folder or a TorchScript file",
+                           hint="An .onnx file written by `headstart export RUN --format onnx` needs only"
+                           " 'headstart[predict]' (onnxruntime).")
+
+
 class OnnxBackend:
     kind = "onnx"
 
@@ -54,8 +63,7 @@ class TorchScriptBackend:
     kind = "torchscript"
 
     def __init__(self, path: str | Path, *, device: str = "cpu"):
-        import torch
-
+        torch = _import_torch()
         self.path, self.device = Path(path), torch.device(device)
         extra = {"headstart.json": ""}
         try:
@@ -82,8 +90,7 @@ class TorchBackend:
     kind = "pytorch"
 
     def __init__(self, model, classes, preprocessing, *, device: str = "cpu", metadata: dict | None = None):
-        import torch
-
+        torch = _import_torch()
         from headstart.export.wrapper import probability_model
 
         self.device = torch.device(device)
@@ -94,6 +101,7 @@ class TorchBackend:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> "TorchBackend":
+        _import_torch()
         from headstart.export.metadata import build_metadata
         from headstart.export.wrapper import load_run_model
         from headstart.run_folder import RunFolder

@@ -86,7 +86,7 @@ def run_candidates(index, pairs, *, estimators, budget_s, t_start, max_images, b
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from headstart.data.dataset import ImageCache, ImageDataset, create_loader
+    from headstart.data.dataset import ImageCache, ImageDataset, create_loader, default_num_workers
     from headstart.data.transforms import Preprocessing, build_eval_transform
     from headstart.select.estimators import score_all
     from headstart.select.feature_cache import FeatureCache
@@ -133,7 +133,10 @@ def run_candidates(index, pairs, *, estimators, budget_s, t_start, max_images, b
             ds = ImageDataset(sample, pre, build_eval_transform(pre), image_cache)
 
             def compute(ds=ds, model=model):
-                loader = create_loader(ds, batch_size, shuffle=False, seed=seed)
+                # one pass per candidate: on CUDA, workers decode in parallel (on the CPU the cores
+                # are the model's, so no workers; see default_num_workers)
+                loader = create_loader(ds, batch_size, shuffle=False, seed=seed,
+                                       num_workers=default_num_workers(dev.device), pin_memory=dev.is_cuda)
                 return extract_features(model, loader, dev, progress=lambda k: progress.advance(task_i, k))
 
             if weights.sha256:

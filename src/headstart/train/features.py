@@ -8,6 +8,8 @@ from headstart.train.device import DeviceSettings
 
 __all__ = ["extract_features", "forward_features"]
 
+_FLUSH_ROWS = 16384  # features held on the device before a copy to the host (16k x 2048 fp32 = 128 MiB)
+
 
 def forward_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled pre-logits features, through timm's ``forward_features`` + ``forward_head(pre_logits=True)``."""
@@ -19,15 +21,24 @@ def extract_features(model: torch.nn.Module, loader, dev: DeviceSettings, progre
     """Features (N, D) float32 on the CPU and labels (N,) for every batch of ``loader``, model in eval mode."""
     was_training = model.training
     model.eval()
-    feats, labels = [], []
+    feats, on_device, labels = [], [], []
+    rows = 0
     try:
         for images, target in loader:
             with dev.autocast():
                 out = forward_features(model, dev.to_device(images))
-            feats.append(out.float().cpu())
+            # Features stay on the device until _FLUSH_ROWS have piled up: a .cpu() per batch would
+            # make the host wait for every batch and leave the GPU idle while the next one loads.
+            on_device.append(out.float())
+            rows += len(out)
+            if rows >= _FLUSH_ROWS:
+                feats.append(torch.cat(on_device).cpu())
+                on_device, rows = [], 0
             labels.append(torch.as_tensor(target))
             if progress is not None:
                 progress(len(images))
+        if on_device:
+            feats.append(torch.cat(on_device).cpu())
     finally:
         model.train(was_training)
     return torch.cat(feats), torch.cat(labels)

@@ -171,6 +171,8 @@ class Trainer:
         self._pending_optimizer_state = None
 
     _pending_optimizer_state: dict[str, Any] | None = None
+    _unread: tuple[torch.Tensor, int, int] | None = None  # (loss, images, step) the host has not read yet
+    _epoch_loss: float = 0.0
 
     def _steps_per_epoch(self, stage: Stage) -> int:
         if stage.on_features:
@@ -195,6 +197,7 @@ class Trainer:
     def _run_epoch(self, stage: Stage) -> dict[str, Any]:
         seed = epoch_seed(self.cfg.seed, self.state.stage_index, self.state.epoch)
         torch.manual_seed(seed)
+        self._unread = None
         t0 = time.perf_counter()
         if stage.on_features:
             train_loss, train_acc, n_images = self._probe_epoch(stage, seed)
@@ -224,13 +227,13 @@ class Trainer:
             "images_per_s": n_images / max(train_time, 1e-9),  # training pass only
         }
 
-    def _optimizer_step(self, loss: torch.Tensor, params) -> None:
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"The training loss became {loss.item()} at step {self.state.step} of stage "
-                f"{self.stages[self.state.stage_index].name!r}. Lower the learning rate (train.lr) "
-                "or enable gradient clipping (train.grad_clip=1.0)."
-            )
+    def _optimizer_step(self, loss: torch.Tensor, params, num_images: int) -> None:
+        """Backward and optimiser step without waiting for the device.
+
+        The host reads a step's loss (for the NaN check, the epoch's mean loss and the callbacks)
+        only after the next step is queued, in :meth:`_settle`: reading it at once would stall
+        the CUDA queue at every step. On the CPU nothing changes but the order of the reads."""
+        self._settle()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -244,19 +247,38 @@ class Trainer:
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             self.optimizer.step()
+        self._unread = (loss.detach(), num_images, self.state.step)
         self.state.step += 1
 
+    def _settle(self) -> None:
+        """Read the loss of the last queued step: stop on NaN/inf, add it to the epoch's loss and
+        tell the callbacks."""
+        if self._unread is None:
+            return
+        loss, n, step = self._unread
+        self._unread = None
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"The training loss became {value} at step {step} of stage "
+                f"{self.stages[self.state.stage_index].name!r}. Lower the learning rate (train.lr) "
+                "or enable gradient clipping (train.grad_clip=1.0)."
+            )
+        self._epoch_loss += value * n
+        self._call("on_batch_end", n, value)
+
     @staticmethod
-    def _correct(logits: torch.Tensor, target: torch.Tensor) -> int:
+    def _correct(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Correct predictions of a batch, as a device tensor (summed once per epoch, no sync)."""
         pred = (logits.reshape(-1) > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
         hard = target.argmax(1) if target.dim() == 2 else target
-        return int((pred == hard).sum())
+        return (pred == hard).sum()
 
     def _finetune_epoch(self, stage: Stage, seed: int) -> tuple[float, float, int]:
         loader = self.make_loader("train", seed=seed)
         self._call("on_epoch_start", stage, len(loader))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        total_loss, correct, seen = 0.0, 0, 0
+        self._epoch_loss, correct, seen = 0.0, torch.zeros((), dtype=torch.long, device=self.dev.device), 0
         for images, target in loader:
             self.scheduler.step_update(self.state.step)
             images = self.dev.to_device(images)
@@ -264,14 +286,12 @@ class Trainer:
             with self.dev.autocast():
                 logits = self.model(images)
             loss = self.loss_fn(logits, target)
-            self._optimizer_step(loss, params)
             n = images.shape[0]
-            value = loss.item()
-            total_loss += value * n
+            self._optimizer_step(loss, params, n)
             correct += self._correct(logits.detach(), target)
             seen += n
-            self._call("on_batch_end", n, value)
-        return total_loss / max(seen, 1), correct / max(seen, 1), seen
+        self._settle()
+        return self._epoch_loss / max(seen, 1), int(correct) / max(seen, 1), seen
 
     # ------------------------------------------------------------------ probe on cached features
     def _probe_features(self) -> tuple[torch.Tensor, ...]:
@@ -308,7 +328,7 @@ class Trainer:
         head.train()
         order = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed))
         params = list(head.parameters())
-        total_loss, correct = 0.0, 0
+        self._epoch_loss, correct = 0.0, torch.zeros((), dtype=torch.long, device=self.dev.device)
         for i in range(n_batches):
             idx = order[i * bs : (i + 1) * bs]
             x = feats[idx].to(self.dev.device)
@@ -316,12 +336,10 @@ class Trainer:
             self.scheduler.step_update(self.state.step)
             logits = head(x)
             loss = self.loss_fn(logits, y)
-            self._optimizer_step(loss, params)
-            value = loss.item()
-            total_loss += value * len(idx)
+            self._optimizer_step(loss, params, len(idx))
             correct += self._correct(logits.detach(), y)
-            self._call("on_batch_end", len(idx), value)
-        return total_loss / len(feats), correct / len(feats), len(feats)
+        self._settle()
+        return self._epoch_loss / len(feats), int(correct) / len(feats), len(feats)
 
     @torch.no_grad()
     def _predict_val(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,10 +3,12 @@
 * :mod:`~headstart.tuning.space`: the search space (YAML or defaults from the dataset size) and its
   validation;
 * :mod:`~headstart.tuning.samplers`: TPE, random, grid, CMA-ES; median, halving, Hyperband pruners;
-* :mod:`~headstart.tuning.objective`: one trial = one ``headstart.fit`` run, reporting each epoch;
-* :mod:`~headstart.tuning.study`: :func:`tune` (storage, workers, resume);
+* :mod:`~headstart.tuning.objective`: one trial = one ``headstart.fit`` run, reporting each epoch
+  and stopping at the study's deadline;
+* :mod:`~headstart.tuning.study`: :func:`tune` (budget, model choice, workers, resume);
+* :mod:`~headstart.tuning.storage`: ``tune.json`` and the Optuna storage, requeueing interrupted trials;
 * :mod:`~headstart.tuning.outputs`: trials.csv, best.yaml, plots, the best config's run folder;
-* :mod:`~headstart.tuning.progress`: durations and the progress display.
+* :mod:`~headstart.tuning.progress`: the deadline clock, durations and the progress display.
 
 Optuna is imported on use only.
 """

@@ -32,6 +32,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             "test_accuracy": t.user_attrs.get("test_accuracy"),
             "default": bool(t.user_attrs.get("default", False)),
             "reason": t.user_attrs.get("fail_reason", ""),
+            "stopped": t.user_attrs.get("stopped", ""),
             "worker": t.user_attrs.get("worker", ""),
             **{f"param_{k}": v for k, v in t.params.items()},
         })
@@ -125,23 +126,28 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _final_run(best, tree: Mapping[str, Any], final_dir: Path, console):
+def _final_run(best, tree: Mapping[str, Any], final_dir: Path, console, *, own: bool):
     """The run folder of the best config: the best trial's own folder copied when it is on this
-    machine (same config, same seed: training it again would give the same model), else a fit."""
+    machine (same config, same seed: training it again would give the same model), else a fit.
+    A trial stopped at the study's deadline trained fewer epochs than its config says, so its
+    config is trained again in full: the final training is not part of the study's timeout."""
     import yaml
 
     from headstart.api import fit, load
 
     src = Path(best.user_attrs.get("run_dir", ""))
-    if (src / "model" / "model.safetensors").is_file():
-        if final_dir.exists() and final_dir.name == "best":
-            shutil.rmtree(final_dir)
+    if own and final_dir.exists():
+        # <study>/best, left by an earlier run of this (resumed) study; never a folder the caller
+        # named (`fit --tune --out runs/best` holds the study itself)
+        shutil.rmtree(final_dir)
+    if (src / "model" / "model.safetensors").is_file() and not best.user_attrs.get("stopped"):
         shutil.copytree(src, final_dir, ignore=shutil.ignore_patterns("checkpoints", "cache"), dirs_exist_ok=True)
         cfg = yaml.safe_load((final_dir / "config.yaml").read_text(encoding="utf-8"))
         cfg["out"] = str(final_dir)
         atomic_write_text(final_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         return load(final_dir)
-    console.print(f"training the best config in {final_dir}")
+    why = " (its trial was stopped at the timeout)" if best.user_attrs.get("stopped") else ""
+    console.print(f"training the best config in {final_dir}{why}")
     return fit(config={**tree, "out": str(final_dir)}, verbose=False)
 
 
@@ -166,7 +172,8 @@ def write_outputs(run_dir: Path, settings: Mapping[str, Any], study, *, console,
     write_plots(study, run_dir / "plots")
     tree = best_config_tree(best, settings)
     write_best_yaml(tree, run_dir / "best.yaml")
-    final_result = _final_run(best, tree, final_dir, console) if final else None
+    own = final_dir.resolve() == (run_dir / "best").resolve()
+    final_result = _final_run(best, tree, final_dir, console, own=own) if final else None
     default = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("default") and t.value is not None]
     if default and not math.isnan(default[0].value):
         console.print(f"default config: {metric} {default[0].value:.4f}; best: {best.value:.4f} (trial {best.number})")

@@ -1,6 +1,7 @@
 """Budgets and the progress display of a study.
 
-``parse_duration`` reads ``90s``, ``20m``, ``1h30m`` or a number of seconds. :class:`Progress`
+``now`` is the one clock of study deadlines (the worker loop, the trials' epoch-end check and the
+time left all read it, so tests can move time without sleeping). ``parse_duration`` reads ``90s``, ``20m``, ``1h30m`` or a number of seconds. :class:`Progress`
 prints one line per finished trial (state, value, duration), then the counts done / pruned /
 failed, the best so far and the time left; it reads the storage, so the parent of several worker
 processes shows the trials of all of them.
@@ -15,10 +16,15 @@ from typing import Any
 
 from headstart.errors import ConfigError
 
-__all__ = ["parse_duration", "format_duration", "Progress", "trial_counts", "FINISHED", "is_interrupted", "requeued_numbers"]
+__all__ = ["now", "parse_duration", "format_duration", "Progress", "trial_counts", "FINISHED", "is_interrupted", "requeued_numbers"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+
+
+def now() -> float:
+    """Seconds since the epoch: the clock that study deadlines are compared with."""
+    return time.time()
 
 
 def parse_duration(value: Any, param: str = "timeout") -> float | None:
@@ -104,7 +110,7 @@ class Progress:
             remaining = max(0, self.budget - counts["done"])
             estimate = sum(durations) / len(durations) * remaining / self.workers
         if self.deadline is not None:
-            left = max(0.0, self.deadline - time.time())
+            left = max(0.0, self.deadline - now())
             estimate = left if estimate is None else min(estimate, left)
         return estimate
 
@@ -131,9 +137,13 @@ class Progress:
             state = t.state.name.lower()
             if t.state.name == "COMPLETE":
                 what = f"{self.metric} {t.value:.4f}"
+                if t.user_attrs.get("stopped"):
+                    what += f" (stopped at the {t.user_attrs['stopped']})"
             elif t.state.name == "PRUNED":
                 last = max(t.intermediate_values) if t.intermediate_values else None
                 what = f"at epoch {last}" if last is not None else ""
+                if t.user_attrs.get("stopped"):
+                    what = f"at the {t.user_attrs['stopped']}, before its first epoch"
             else:
                 what = str(t.user_attrs.get("fail_reason", "see the log"))[:100]
             secs = t.duration.total_seconds() if t.duration is not None else float("nan")

@@ -16,12 +16,16 @@ never returns something worse than not tuning. Several processes (``workers``, o
 tune`` on other machines with the same ``storage`` and ``study``) share one study. A study
 interrupted at any moment resumes from ``tune.json`` and its storage: finished trials are kept and
 the trials that were running are queued again.
+
+The timeout holds inside a trial too: a trial still training at the deadline stops at the end of
+its current epoch (recorded COMPLETE with its best value so far and ``stopped: timeout``, or PRUNED
+when it had not finished an epoch), and no trial starts after it. The budget counts from the start
+of :func:`tune` (model choice and data loading included); the final training of the best config
+(``final=True``, ``fit --tune``) comes after it and is not part of it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
@@ -32,14 +36,15 @@ from typing import Any, Mapping, Sequence
 from headstart._io import atomic_write_json
 from headstart._validation import check_choice, check_number
 from headstart.errors import ConfigError, HeadstartError, RunFolderError
+from headstart.tuning import progress as _clock
 from headstart.tuning.progress import Progress, parse_duration, trial_counts
-from headstart.tuning.samplers import PRUNERS, SAMPLERS, grid_size, make_pruner, make_sampler
+from headstart.tuning.samplers import PRUNERS, SAMPLERS, grid_size, make_sampler
 from headstart.tuning.space import SearchSpace, default_space, load_space, parse_space
+from headstart.tuning.storage import SETTINGS_FILE, open_study, read_settings, requeue_interrupted_here, safe_url
 
-__all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study"]
+__all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study", "read_settings"]
 
 METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss")
-SETTINGS_FILE = "tune.json"
 
 
 @dataclass
@@ -67,55 +72,6 @@ def _default_dir(data_path: Path) -> Path:
     return candidate
 
 
-def make_storage(url: str):
-    import optuna
-
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # concurrent workers on one SQLite file wait for the lock instead of failing
-        engine_kwargs = {"connect_args": {"timeout": 120}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120,
-        heartbeat_stale_trial_callback=_requeue_stale,
-    )
-
-
-def _requeue_stale(study, trial) -> None:
-    """A trial whose worker died (Optuna found no heartbeat and failed it): queue its params again;
-    ``requeued_from`` marks the failed one as interrupted (a finished trial takes no new attrs)."""
-    if trial.params:  # killed before sampling: nothing to repeat
-        study.enqueue_trial(dict(trial.params), user_attrs={"requeued_from": trial.number})
-
-
-def _quiet_optuna() -> None:
-    import warnings
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-def open_study(settings: Mapping[str, Any], *, worker_index: int = 0):
-    import optuna
-
-    _quiet_optuna()
-    space = parse_space(settings["space"])
-    seed = settings.get("seed")
-    sampler = make_sampler(settings["sampler"], space, seed=None if seed is None else seed + worker_index,
-                           n_trials=settings.get("trials"), grid_points=settings.get("grid_points", 3))
-    return optuna.create_study(
-        storage=make_storage(settings["storage"]),
-        study_name=settings["study"],
-        sampler=sampler,
-        pruner=make_pruner(settings["pruner"], n_trials=settings.get("trials")),
-        direction="minimize" if settings["metric"] == "val_loss" else "maximize",
-        load_if_exists=True,
-    )
-
-
 def _claimed(study) -> int:
     """Trials that count against the budget: finished, and running (another worker's)."""
     c = trial_counts(study.get_trials(deepcopy=False))
@@ -125,19 +81,21 @@ def _claimed(study) -> int:
 def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0, deadline: float | None = None,
                progress: Progress | None = None) -> int:
     """Run trials of the study in ``run_dir`` until ``quota`` trials ran here, the study's trial
-    budget is used up, the grid is exhausted or ``deadline`` (epoch seconds) passed."""
+    budget is used up, the grid is exhausted or ``deadline`` (epoch seconds) passed; a trial
+    running at the deadline stops at the end of its epoch (see :class:`~headstart.tuning.objective.Objective`)."""
     from headstart.tuning.objective import Objective, TrialFailed
 
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
     study = open_study(settings, worker_index=worker_index)
-    objective = Objective(settings["base"], parse_space(settings["space"]), run_dir / "trials", settings["metric"])
+    objective = Objective(settings["base"], parse_space(settings["space"]), run_dir / "trials", settings["metric"],
+                          deadline=deadline)
     callbacks = [lambda s, t: progress.update(s)] if progress is not None else None
     budget = settings.get("trials")
     done = 0
     while quota is None or done < quota:
         # the first trial (the default config) runs even past the deadline: a study always has a result
-        if deadline is not None and time.time() >= deadline and (done or trial_counts(study.get_trials())["done"]):
+        if deadline is not None and _clock.now() >= deadline and (done or trial_counts(study.get_trials())["done"]):
             break
         if budget is not None and _claimed(study) >= budget:
             break
@@ -146,16 +104,6 @@ def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0,
         study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=callbacks)
         done += 1
     return done
-
-
-def read_settings(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / SETTINGS_FILE
-    if not path.is_file():
-        raise RunFolderError(
-            f"{str(run_dir)!r} has no {SETTINGS_FILE}, so it is not a headstart tune folder. "
-            "Pass the folder a previous `headstart tune` wrote (its --out)."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _default_point(cfg, n_train: int) -> dict[str, Any]:
@@ -176,37 +124,6 @@ def _default_point(cfg, n_train: int) -> dict[str, Any]:
     if cfg.model.image_size is not None:
         point["image_size"] = cfg.model.image_size
     return point
-
-
-def _requeue_interrupted_here(study) -> int:
-    """On resume: trials left RUNNING by a dead process of this machine are interrupted ones."""
-    import socket
-
-    from optuna.trial import TrialState
-
-    host, n = socket.gethostname(), 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(t.user_attrs.get("worker", ""))
-        w_host, _, pid = worker.rpartition(":")
-        # no worker yet: the process died between creating the trial and starting it (a live
-        # worker sets the attribute within milliseconds of creating its trial)
-        if not worker or (w_host == host and pid.isdigit() and not _alive(int(pid))):
-            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted (worker stopped)")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            _requeue_stale(study, t)
-            n += 1
-    return n
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tune(
@@ -236,13 +153,19 @@ def tune(
     ``flat``/``config``/``overrides`` fix the base config as for :func:`headstart.fit`; ``space``
     (a YAML file, a mapping or a :class:`SearchSpace`) says what is searched (default: ranges
     chosen from the dataset size). ``trials`` counts finished trials of the whole study, across
-    all workers; ``timeout`` (``'20m'``, seconds) stops starting new trials after that long.
-    ``resume`` continues the study in that folder. Returns a :class:`TuneResult`.
+    all workers. ``timeout`` (``'20m'``, seconds, counted from this call) is a deadline for the
+    whole study: no trial starts after it, and a trial still training then stops at the end of its
+    current epoch (COMPLETE with its best value so far and the user attr ``stopped='timeout'``, or
+    PRUNED without a finished epoch). The first trial of a study always trains at least one epoch,
+    so a study always has a result. The final training of the best config (``final``) is not part
+    of the timeout: it runs after it, in full. ``resume`` continues the study in that folder.
+    Returns a :class:`TuneResult`.
     """
     from rich.console import Console
 
     from headstart._imports import optional_import
 
+    started = _clock.now()  # the timeout counts model choice and data loading too
     optional_import("optuna", extra="tune")
     console = Console(stderr=True, quiet=not verbose, highlight=False)
     seconds = parse_duration(timeout)
@@ -264,20 +187,20 @@ def tune(
     study_obj = open_study(settings)
     if resume is None and not study_obj.get_trials(deepcopy=False):
         study_obj.enqueue_trial(settings["default_point"], user_attrs={"default": True}, skip_if_exists=True)
-    requeued = _requeue_interrupted_here(study_obj)
+    requeued = requeue_interrupted_here(study_obj)
     if requeued:
         console.print(f"{requeued} interrupted trial(s) queued again")
     budget = settings.get("trials")
     done = trial_counts(study_obj.get_trials(deepcopy=False))["done"]
     remaining = None if budget is None else max(0, budget - done)
-    deadline = None if seconds is None else time.time() + seconds
+    deadline = None if seconds is None else started + seconds
     progress = Progress(console, settings["metric"], budget=budget, deadline=deadline, workers=workers)
     progress._seen.update(t.number for t in study_obj.get_trials(deepcopy=False) if t.state.is_finished())
     console.print(
         f"study {settings['study']!r}: {settings['sampler']} sampler, {settings['pruner']} pruner, "
         f"{settings['metric']}, {done} trial(s) done"
         + (f", {remaining} to go" if remaining is not None else "")
-        + (f", timeout {timeout}" if seconds else "") + f", {workers} worker(s), storage {_safe_url(settings['storage'])}"
+        + (f", timeout {timeout}" if seconds else "") + f", {workers} worker(s), storage {safe_url(settings['storage'])}"
     )
     if workers == 1:
         run_worker(run_dir, quota=remaining, deadline=deadline, progress=progress)
@@ -289,13 +212,6 @@ def tune(
 
     return write_outputs(run_dir, settings, study_obj, console=console, final=final,
                          final_dir=Path(final_dir) if final_dir is not None else run_dir / "best")
-
-
-def _safe_url(url: str) -> str:
-    """The storage URL without its password, for display."""
-    import re
-
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner, metric, storage, study, out,
@@ -336,12 +252,19 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
     base["data"]["path"] = str(Path(cfg.data.path).resolve())
     default_cfg = build_config(config=base)
     if default_cfg.model.name == "auto":
-        from headstart.models.zoo import choose_model
+        # once for the whole study, the way `fit --model auto` chooses (a saved `headstart rank`
+        # table, else a quick rank written to <study>/rank, else choose_model); every trial then
+        # trains the chosen model instead of ranking again
+        from headstart.select import auto
         from headstart.train.device import resolve_device
 
         dev = resolve_device(cfg.train.device)
-        base["model"]["name"] = choose_model(n_train, dev.device.type).name
+        name, size, reason = auto.choose_by_rank(default_cfg, index, dev, run_dir, not console.quiet)
+        base["model"]["name"] = name
+        if size is not None and base["model"].get("image_size") is None:
+            base["model"]["image_size"] = size
         default_cfg = build_config(config=base)
+        console.print(f"model auto: {reason}")
     point = search.default_point(_default_point(default_cfg, n_train), complete_grid=grid_points if sampler == "grid" else None)
     console.print(f"{n_train} training images; searching {', '.join(search.params)}")
     settings = {
@@ -395,7 +318,10 @@ def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, de
 
 def fit_with_tuning(data, budget, *, config=None, overrides=(), verbose=True, **kwargs):
     """``headstart fit DATA --tune 15m``: tune for that long in ``<out>/tune``, then put the run
-    folder of the best config in ``<out>`` and return it as a :class:`~headstart.api.FitResult`."""
+    folder of the best config in ``<out>`` and return it as a :class:`~headstart.api.FitResult`.
+
+    The budget is the study's timeout only: the final training of the best config (a copy of its
+    trial's folder, or a full training when that trial was stopped at the deadline) comes after."""
     from headstart.api import load
     from headstart.config import build_config
     from headstart.run_folder import default_run_dir

@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     p.add_argument("--index", type=int, default=0, help="worker number (seeds its sampler)")
     p.add_argument("--workers", type=int, default=1, help="local workers sharing the CPU cores")
     p.add_argument("--quota", type=int, default=None, help="trials to run here at most")
-    p.add_argument("--deadline", type=float, default=None, help="start no trial after this time (epoch seconds)")
+    p.add_argument("--deadline", type=float, default=None, help="the study deadline (epoch seconds): no trial starts after it, a running one stops at its epoch end")
     args = p.parse_args(argv)
 
     import os
