@@ -1,5 +1,7 @@
-"""Accuracy reached versus CPU time: random search (no pruning), TPE with median pruning, and
-headstart's default config, on a real dataset available offline with real ImageNet weights.
+"""Accuracy reached versus CPU time: plain random search (no pruning, no default trial), and
+headstart's default study (TPE + median pruning, headstart's default config as trial 0), on a real
+dataset available offline with real ImageNet weights. The target: headstart's default reaches
+random search's best validation accuracy in at most a third of random search's CPU time.
 
 Dataset: scikit-learn's handwritten digits (1797 8x8 grayscale scans, 10 classes), subsampled to
 ``--per-class`` images a class and written as PNGs upscaled to 32 px. Model: mobilenetv2_100 with
@@ -7,7 +9,7 @@ its ImageNet weights from the headstart store, input 64 px. Every study searches
 default space for this dataset size; each trial's CPU time (user + system of this process, all
 threads) is measured between trials, so other jobs on a shared machine do not count.
 
-    python benchmarks/tune_efficiency.py --trials 6 --out benchmarks/results/tune_efficiency.json
+    python benchmarks/tune_efficiency.py --trials 12 --per-class 60 --epochs 6
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def write_digits(root: Path, per_class: int, size: int = 32, seed: int = 0) -> P
     return root
 
 
-def run_study(name: str, data: Path, out: Path, *, sampler: str, pruner: str, trials: int, base: dict) -> dict:
+def run_study(name: str, data: Path, out: Path, *, sampler: str, pruner: str, trials: int, base: dict,
+              default_trial: bool = True) -> dict:
     import headstart
     from headstart.tuning import study as st
 
@@ -63,7 +66,7 @@ def run_study(name: str, data: Path, out: Path, *, sampler: str, pruner: str, tr
     try:
         t0 = time.perf_counter()
         result = headstart.tune(data, trials=trials, sampler=sampler, pruner=pruner, out=out, final=False,
-                                verbose=False, **base)
+                                verbose=False, default_trial=default_trial, **base)
         wall = time.perf_counter() - t0
     finally:
         st.run_worker = orig
@@ -82,11 +85,11 @@ def run_study(name: str, data: Path, out: Path, *, sampler: str, pruner: str, tr
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--trials", type=int, default=6)
-    p.add_argument("--per-class", type=int, default=40)
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--per-class", type=int, default=60)
     p.add_argument("--model", default="mobilenetv2_100")
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=6, help="headstart's default epochs; the space searches epochs/3..epochs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workdir", default="/tmp/headstart-tune-bench")
     p.add_argument("--out", default="benchmarks/results/tune_efficiency.json")
@@ -99,24 +102,24 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     data = write_digits(work / "digits", args.per_class)
     base = {"model": args.model, "image_size": args.image_size, "epochs": args.epochs, "device": "cpu"}
-    studies = [
-        run_study("random search, no pruning", data, work / "random", sampler="random", pruner="none",
-                  trials=args.trials, base=base),
-        run_study("TPE + median pruning", data, work / "tpe", sampler="tpe", pruner="median",
-                  trials=args.trials, base=base),
-    ]
-    # headstart's default: the first trial of every study is the default config, trained alone
-    default = dict(studies[0]["trials"][0])
-    rand_best = studies[0]["best_val_accuracy"]
+    random_s = run_study("random search, no pruning", data, work / "random", sampler="random", pruner="none",
+                         trials=args.trials, base=base, default_trial=False)
+    ours = run_study("headstart default: TPE + median pruning, default config first", data, work / "tpe",
+                     sampler="tpe", pruner="median", trials=args.trials, base=base)
+    studies = [random_s, ours]
+    rand_best, rand_cpu = random_s["best_val_accuracy"], random_s["cpu_s"]
+    default = ours["trials"][0]
+    reach = {s["name"]: next((c["cpu_s"] for c in s["curve"] if c["best_val_accuracy"] >= rand_best), None)
+             for s in studies}
+    ours_reach = reach[ours["name"]]
     summary = {
-        "default_val_accuracy": default["value"], "default_cpu_s": default["cpu_s"],
-        "random_best_val_accuracy": rand_best, "random_cpu_s": studies[0]["cpu_s"],
-        "default_reaches_random_best": default["value"] is not None and default["value"] >= rand_best,
-        "default_cpu_fraction_of_random": round(default["cpu_s"] / studies[0]["cpu_s"], 3),
+        "random_best_val_accuracy": rand_best, "random_cpu_s": rand_cpu,
+        "headstart_best_val_accuracy": ours["best_val_accuracy"], "headstart_cpu_s": ours["cpu_s"],
+        "default_config_val_accuracy": default["value"], "default_config_cpu_s": default["cpu_s"],
+        "cpu_s_to_reach_random_best": reach,
+        "headstart_fraction_of_random_cpu": None if ours_reach is None else round(ours_reach / rand_cpu, 3),
+        "target_met": ours_reach is not None and ours_reach <= rand_cpu / 3,
     }
-    for s in studies:
-        reach = next((c["cpu_s"] for c in s["curve"] if c["best_val_accuracy"] >= rand_best), None)
-        summary[f"cpu_s_to_random_best[{s['name']}]"] = reach
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": sys.version.split()[0],
                     "torch": torch.__version__, "threads": args.threads},

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from headstart.errors import ConfigError, DataError
-from headstart.select.rank import parse_budget, rank, stratified_order
+from headstart.select.rank import default_max_images, parse_budget, rank, stratified_order
 from tests.conftest import write_synthetic_folder
 
 
@@ -79,6 +79,8 @@ def test_bad_inputs(store_env, image_folder, tmp_path):
         _rank(image_folder, tmp_path / "x", image_sizes="32,big")
     with pytest.raises(ConfigError, match="Unknown estimator 'logm'.*Did you mean 'logme'"):
         _rank(image_folder, tmp_path / "x", estimators=["logm"])
+    with pytest.raises(ConfigError, match=r"The 'max_images' parameter must be an int in \[2, inf\)\. Got 1\."):
+        _rank(image_folder, tmp_path / "x", max_images=1)
 
 
 def test_one_class_dataset_is_an_error(store_env, tmp_path):
@@ -125,3 +127,8 @@ def test_cli(store_env, image_folder, tmp_path):
     assert {r["model"] for r in rows} == {"test_resnet", "test_efficientnet"}
     bad = _cli(str(image_folder), "--budget", "soon", "--out", str(out), env=env)
     assert bad.returncode == 2 and "'budget' parameter must be a duration" in bad.stderr
+
+
+@pytest.mark.parametrize("classes, expected", [(2, 200), (10, 200), (50, 500), (100, 1000), (500, 1000)])
+def test_default_sample_is_ten_a_class_between_200_and_1000(classes, expected):
+    assert default_max_images(classes) == expected

@@ -122,3 +122,12 @@ def test_a_study_folder_is_not_reused_without_resume(image_folder, weights_env, 
     # resume with a larger budget adds trials and keeps the first one
     result = headstart.tune(resume=out, trials=2, final=False, verbose=False)
     assert result.counts["done"] == 2
+
+
+def test_plain_random_search_can_leave_out_the_default_trial(image_folder, weights_env, tmp_path):
+    out = tmp_path / "plain"
+    headstart.tune(image_folder, space=SPACE, trials=2, sampler="random", pruner="none", out=out, final=False,
+                   verbose=False, default_trial=False, **{**FAST, "epochs": 1})
+    trials = _load(out).get_trials()
+    assert len(trials) == 2 and not any(t.user_attrs.get("default") for t in trials)
+    assert all(t.params["weight_decay"] != 0.05 for t in trials)

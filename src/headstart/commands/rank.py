@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--candidates", help="comma-separated timm model names (default: the curated list for the device)")
     p.add_argument("--image-sizes", help="comma-separated input sizes to try for each model (default: each model's own)")
     p.add_argument("--budget", default="10m", help="time budget: 90s, 10m, 1h (default 10m)")
-    p.add_argument("--max-images", default="1000", help="most training images scored per candidate (default 1000)")
+    p.add_argument("--max-images", default=None,
+                   help="most training images scored per candidate (default: 10 a class, 200 to 1000)")
     p.add_argument("--estimators", help="comma-separated subset of logme,hscore,nleep,linear_probe,knn (default all)")
     p.add_argument("--batch-size", default="32", help="batch size of feature extraction (default 32)")
     p.add_argument("--seed", default="0", help="seed of the split and the sample (default 0)")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         out=args.out,
         estimators=args.estimators or DEFAULT_ESTIMATORS,
-        max_images=_int("max_images", args.max_images),
+        max_images=None if args.max_images is None else _int("max_images", args.max_images),
         batch_size=_int("batch_size", args.batch_size),
         seed=_int("seed", args.seed),
         device=args.device,

@@ -15,11 +15,12 @@ from typing import Mapping, Sequence
 
 __all__ = ["DEFAULT_WEIGHTS", "zscores", "combine_scores", "relative_accuracy"]
 
-# Chosen from benchmarks/results/rank_quality.json (see the module docstring): on the one dataset
-# there whose fine-tuned accuracies differ (digits; faces saturates at 100% for every candidate),
-# LogME alone reached weighted tau 1.0, every mix with the probes 0.59 or less, ImageNet top-1
-# -0.29. Thin evidence (6 candidates, 75 test images): re-run the benchmark on more data before
-# adding estimators back. The other scores stay in the table for the user to see.
+# Chosen from benchmarks/results/rank_quality.json (see the module docstring and BENCHMARKS.md).
+# Session 1 (digits, 75 test images): LogME alone tau 1.0, every mix with the probes 0.59 or less.
+# Session 2 (digits and patches, 300-360 test images, two fine-tuning seeds): LogME 0.59 / 0.09,
+# k-NN 0.21 / 0.68, LogME + k-NN 0.46 on average; the two fine-tuning seeds themselves agree at
+# only 0.31 / 0.73, so no mix is clearly better than LogME, which also picked the best candidate on
+# digits. ImageNet top-1 (the prior) was negative every time. The other scores stay in the table.
 DEFAULT_WEIGHTS: dict[str, float] = {"logme": 1.0}
 
 

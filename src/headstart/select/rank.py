@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from headstart.errors import ConfigError, DataError
 from headstart.select.report import RankTable
 
-__all__ = ["rank", "RankTable", "parse_budget", "stratified_order", "default_rank_dir"]
+__all__ = ["rank", "RankTable", "parse_budget", "stratified_order", "default_rank_dir", "default_max_images"]
 
 DEFAULT_ESTIMATORS = ("logme", "hscore", "nleep", "linear_probe", "knn")
 
@@ -42,6 +42,13 @@ def default_rank_dir(data_path: str | Path) -> Path:
     p = Path(data_path)
     stem = (p.stem if p.suffix.lower() == ".csv" else p.name) or "data"
     return Path("runs") / f"{stem}-rank"
+
+
+def default_max_images(num_classes: int) -> int:
+    """Training images scored per candidate unless told: 10 a class, at least 200, at most 1000.
+    LogME and the probes are stable from about 10 images a class, and at 200 images rank cost
+    4-5 % of fine-tuning the candidates in ``benchmarks/rank_quality.py`` (BENCHMARKS.md)."""
+    return int(min(1000, max(200, 10 * num_classes)))
 
 
 def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
@@ -119,7 +126,7 @@ def rank(
     out: str | Path | None = None,
     estimators: Sequence[str] = DEFAULT_ESTIMATORS,
     weights: dict[str, float] | None = None,
-    max_images: int = 1000,
+    max_images: int | None = None,
     batch_size: int = 32,
     seed: int = 0,
     device: str = "auto",
@@ -133,7 +140,9 @@ def rank(
     ``candidates``: timm names (list or comma-separated; default: the curated list for the
     device); ``image_sizes``: input sizes to try for each (default: each model's own); ``budget``:
     wall-time budget (``90s``, ``10m``, ``1h``) that sets how many training images are used, at most
-    ``max_images``. Returns a :class:`RankTable` (best first) and writes ``rank.json``,
+    ``max_images`` (default: :func:`default_max_images`, 10 a class, 200 to 1000 -- the sample
+    that kept rank under 5 % of the cost of fine-tuning in ``benchmarks/rank_quality.py``).
+    Returns a :class:`RankTable` (best first) and writes ``rank.json``,
     ``rank.csv`` and ``rank.png`` to ``out`` (default ``runs/<dataset>-rank``).
     """
     t_start = time.perf_counter()
@@ -141,7 +150,8 @@ def rank(
     from headstart.select.estimators import ESTIMATORS
 
     seconds = parse_budget(budget)
-    max_images = check_number("max_images", max_images, kind=int, low=2, closed="left")
+    if max_images is not None:
+        max_images = check_number("max_images", max_images, kind=int, low=2, closed="left")
     batch_size = check_number("batch_size", batch_size, kind=int, low=1, closed="left")
     estimators = _parse_list("estimators", estimators, str)
     unknown = [e for e in estimators if e not in ESTIMATORS]
@@ -163,6 +173,9 @@ def rank(
             " Add a folder of images per class."
         )
     from headstart.select.runner import run_candidates
+
+    if max_images is None:
+        max_images = default_max_images(index.num_classes)
 
     rows, skipped, meta = run_candidates(
         index, pairs, estimators=estimators, budget_s=seconds, t_start=t_start, max_images=max_images,

@@ -146,6 +146,7 @@ def tune(
     final_dir: str | Path | None = None,
     grid_points: int = 3,
     verbose: bool = True,
+    default_trial: bool = True,
     **flat: Any,
 ) -> TuneResult:
     """Search hyperparameters of ``headstart fit`` on ``data`` within a trial and/or time budget.
@@ -159,7 +160,8 @@ def tune(
     PRUNED without a finished epoch). The first trial of a study always trains at least one epoch,
     so a study always has a result. The final training of the best config (``final``) is not part
     of the timeout: it runs after it, in full. ``resume`` continues the study in that folder.
-    Returns a :class:`TuneResult`.
+    ``default_trial=False`` leaves out the default config as trial 0 (for a plain random-search
+    baseline, as ``benchmarks/tune_efficiency.py`` runs). Returns a :class:`TuneResult`.
     """
     from rich.console import Console
 
@@ -185,7 +187,7 @@ def tune(
     atomic_write_json(run_dir / SETTINGS_FILE, settings)
 
     study_obj = open_study(settings)
-    if resume is None and not study_obj.get_trials(deepcopy=False):
+    if resume is None and default_trial and not study_obj.get_trials(deepcopy=False):
         study_obj.enqueue_trial(settings["default_point"], user_attrs={"default": True}, skip_if_exists=True)
     requeued = requeue_interrupted_here(study_obj)
     if requeued:
