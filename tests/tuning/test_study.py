@@ -131,3 +131,13 @@ def test_plain_random_search_can_leave_out_the_default_trial(image_folder, weigh
     trials = _load(out).get_trials()
     assert len(trials) == 2 and not any(t.user_attrs.get("default") for t in trials)
     assert all(t.params["weight_decay"] != 0.05 for t in trials)
+
+
+def test_pruning_steps_count_backbone_epochs_only(image_folder, weights_env, tmp_path):
+    """lp-ft: the probe's epochs on cached features are not reported, so step k is the k-th
+    fine-tuning epoch, comparable with a full fine-tuning trial's epoch k."""
+    out = tmp_path / "lpft"
+    headstart.tune(image_folder, space=SPACE, sampler="random", trials=1, out=out, final=False, verbose=False,
+                   **{**FAST, "strategy": "lp-ft", "probe_epochs": 3, "epochs": 2})
+    (t,) = _load(out).get_trials()
+    assert t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2]

@@ -53,11 +53,19 @@ def best_of(history: list[Mapping[str, Any]], metric: str) -> float:
 
 
 class PruningCallback(Callback):
-    """Reports ``metric`` after every epoch to the Optuna trial and prunes when told to."""
+    """Reports ``metric`` to the Optuna trial after every epoch through the backbone and prunes
+    when told to.
+
+    The step is the number of backbone epochs so far, so an lp-ft trial after k fine-tuning epochs
+    is compared with a full fine-tuning trial after k epochs. Epochs of a probe on cached features
+    are not reported: they cost little, and their accuracy says nothing about the fine-tuning
+    hyperparameters (lr, epochs, augmentation) that the pruner would then judge. A linear-probe
+    trial is therefore never pruned (it is cheap throughout)."""
 
     def __init__(self, trial, metric: str):
         self.trial = trial
         self.metric = metric
+        self.step = 0
 
     def on_epoch_end(self, trainer, row):
         import optuna
@@ -67,7 +75,10 @@ class PruningCallback(Callback):
             from headstart.train.loop import TrainingDiverged
 
             raise TrainingDiverged(f"The validation metric {self.metric} became {value} at epoch {row['epoch']}.")
-        self.trial.report(value, step=int(row["epoch"]))
+        if trainer.stages[trainer.state.stage_index].on_features:
+            return
+        self.step += 1
+        self.trial.report(value, step=self.step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {row['epoch']} with {self.metric}={value:.4f}")
 
