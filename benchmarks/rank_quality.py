@@ -124,13 +124,13 @@ def run_dataset(name: str, path: Path, work: Path, args) -> dict:
     split = {} if (path / "train").is_dir() else {"test_fraction": 0.3}
     index = load_dataset(DataConfig(path=path, **split), seed=0)
     t0, c0 = time.perf_counter(), time.process_time()
-    table = rank(index, candidates=MODELS, image_sizes=SIZES, budget=args.budget, out=work / f"{name}-rank",
+    table = rank(index, candidates=MODELS, image_sizes=args.sizes, budget=args.budget, out=work / f"{name}-rank",
                  cache_dir=work / "features", device=args.device, verbose=False, max_images=args.max_images)
     rank_s, rank_cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = {(r["model"], r["image_size"]): r for r in table.rows}
     results = []
     for model in MODELS:
-        for size in SIZES:
+        for size in args.sizes:
             accs, fit_s, fit_cpu = [], [], []
             for seed in range(args.seeds):
                 t1, c1 = time.perf_counter(), time.process_time()
@@ -174,12 +174,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5, help="full fine-tuning epochs after the probe (lp-ft)")
     ap.add_argument("--probe-epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="input sizes of every model (default 96,128)")
     ap.add_argument("--max-images", type=int, default=200, help="rank's sample cap per candidate")
     ap.add_argument("--budget", default="10m")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rank_quality.json"))
     args = ap.parse_args()
+    args.sizes = [int(x) for x in args.sizes.split(",")]
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -141,3 +141,12 @@ def test_pruning_steps_count_backbone_epochs_only(image_folder, weights_env, tmp
                    **{**FAST, "strategy": "lp-ft", "probe_epochs": 3, "epochs": 2})
     (t,) = _load(out).get_trials()
     assert t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2]
+
+
+def test_a_one_point_grid_runs_that_point(image_folder, weights_env, tmp_path):
+    out = tmp_path / "one"
+    result = headstart.tune(image_folder, space={"lr": [3e-3]}, sampler="grid", out=out, final=False, verbose=False,
+                            **FAST)
+    trials = _load(out).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] and trials[0].params == {"lr": 3e-3}
+    assert result.best_params == {"lr": 3e-3}

@@ -187,7 +187,8 @@ def tune(
     atomic_write_json(run_dir / SETTINGS_FILE, settings)
 
     study_obj = open_study(settings)
-    if resume is None and default_trial and not study_obj.get_trials(deepcopy=False):
+    if resume is None and default_trial and settings["default_point"] is not None \
+            and not study_obj.get_trials(deepcopy=False):
         study_obj.enqueue_trial(settings["default_point"], user_attrs={"default": True}, skip_if_exists=True)
     requeued = requeue_interrupted_here(study_obj)
     if requeued:
@@ -268,6 +269,10 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
         default_cfg = build_config(config=base)
         console.print(f"model auto: {reason}")
     point = search.default_point(_default_point(default_cfg, n_train), complete_grid=grid_points if sampler == "grid" else None)
+    if sampler == "grid" and grid_size(search, grid_points) == 1:
+        # one grid point is the whole search; and Optuna's GridSampler fails on an enqueued trial
+        # when a single grid point is left (KeyError 'grid_id'), so the default is not queued
+        point = None
     console.print(f"{n_train} training images; searching {', '.join(search.params)}")
     settings = {
         "headstart_version": __version__,
