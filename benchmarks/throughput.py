@@ -87,16 +87,17 @@ def plain_loop(data: Path, model_name: str, size: int, batch: int, epochs: int, 
     def to_dev(x):
         return x.to(device, non_blocking=True, memory_format=fmt)
 
+    def train_step(x, y) -> int:
+        with autocast():
+            loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(x)
+
     def train_epoch() -> int:
         model.train()
-        n = 0
-        for x, y in loader:
-            with autocast():
-                loss = loss_fn(model(to_dev(x)), y.to(device, non_blocking=True))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n += len(x)
+        n = sum(train_step(to_dev(x), y.to(device, non_blocking=True)) for x, y in loader)
         sync()
         return n
 
@@ -107,15 +108,8 @@ def plain_loop(data: Path, model_name: str, size: int, batch: int, epochs: int, 
     def tensor_epoch() -> int:
         model.train()
         perm = torch.randperm(len(tensors), device=device)
-        n = 0
-        for i in range(0, len(perm) - batch + 1, batch):
-            idx = perm[i : i + batch]
-            with autocast():
-                loss = loss_fn(model(tensors[idx]), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n += len(idx)
+        batches = (perm[i : i + batch] for i in range(0, len(perm) - batch + 1, batch))
+        n = sum(train_step(tensors[idx], labels[idx]) for idx in batches)
         sync()
         return n
 

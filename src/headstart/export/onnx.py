@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from headstart.export.parity import DEFAULT_TOLERANCE, ExportResult, check_parity, parity_inputs, verify_or_remove
+from headstart.export.parity import DEFAULT_TOLERANCE, ExportResult, check_against_model, verify_or_remove
 
 __all__ = ["export_onnx", "DEFAULT_OPSET"]
 
@@ -63,7 +63,6 @@ def export_onnx(run_dir: str | Path, output: str | Path | None = None, *, opset:
     """
     import os
 
-    import numpy as np
     import torch
 
     from headstart._imports import optional_import
@@ -89,13 +88,7 @@ def export_onnx(run_dir: str | Path, output: str | Path | None = None, *, opset:
         _export_graph(wrapped, example, tmp, opset)
         _attach_metadata(tmp, meta)
         backend = OnnxBackend(tmp)
-
-        def reference(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return wrapped(torch.from_numpy(batch)).numpy()
-
-        real, random, source = parity_inputs(run.path, pre, images)
-        report = check_parity(reference, backend.run, real, random, tolerance=tolerance, source=source)
+        report = check_against_model(wrapped, backend.run, run.path, pre, images, tolerance=tolerance)
         del backend
         verify_or_remove(report, tmp, "ONNX", target)
         os.replace(tmp, target)

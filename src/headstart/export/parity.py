@@ -139,6 +139,20 @@ def check_parity(reference: Runner, candidate: Runner, real: np.ndarray, random:
     )
 
 
+def check_against_model(wrapped, candidate: Runner, run_path: str | Path, pre, images=None, *,
+                        tolerance: float = DEFAULT_TOLERANCE) -> ParityReport:
+    """:func:`check_parity` of an exported ``candidate`` against the PyTorch model ``wrapped`` (uint8
+    batch in, probabilities out) on the run's own images and random ones (:func:`parity_inputs`)."""
+    import torch
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return wrapped(torch.from_numpy(batch)).numpy()
+
+    real, random, source = parity_inputs(run_path, pre, images)
+    return check_parity(reference, candidate, real, random, tolerance=tolerance, source=source)
+
+
 def verify_or_remove(report: ParityReport, path: Path, fmt: str, target: Path) -> None:
     """Raise :class:`ParityError` (after deleting ``path``, the file under test that would have become
     ``target``) when the check failed."""

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from headstart.export.parity import DEFAULT_TOLERANCE, ExportResult, check_parity, parity_inputs, verify_or_remove
+from headstart.export.parity import DEFAULT_TOLERANCE, ExportResult, check_against_model, verify_or_remove
 
 __all__ = ["export_torchscript"]
 
@@ -28,7 +28,6 @@ def export_torchscript(run_dir: str | Path, output: str | Path | None = None, *,
     :class:`~headstart.export.parity.ParityError` (and removes the files) on a mismatch."""
     import os
 
-    import numpy as np
     import torch
 
     from headstart._io import atomic_write_text
@@ -56,13 +55,7 @@ def export_torchscript(run_dir: str | Path, output: str | Path | None = None, *,
             warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.save is deprecated" (torch 2.10+)
             torch.jit.save(traced, str(tmp), _extra_files={"headstart.json": text})
         backend = TorchScriptBackend(tmp)
-
-        def reference(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return wrapped(torch.from_numpy(batch)).numpy()
-
-        real, random, source = parity_inputs(run.path, pre, images)
-        report = check_parity(reference, backend.run, real, random, tolerance=tolerance, source=source)
+        report = check_against_model(wrapped, backend.run, run.path, pre, images, tolerance=tolerance)
         verify_or_remove(report, tmp, "TorchScript", target)
         os.replace(tmp, target)
         atomic_write_text(sidecar, text + "\n")
