@@ -141,7 +141,8 @@ class Progress:
                     what += f" (stopped at the {t.user_attrs['stopped']})"
             elif t.state.name == "PRUNED":
                 last = max(t.intermediate_values) if t.intermediate_values else None
-                what = f"at epoch {last}" if last is not None else ""
+                # the pruner's step counts epochs through the backbone (a probe's epochs are not reported)
+                what = f"after {last} backbone epoch(s)" if last is not None else ""
                 if t.user_attrs.get("stopped"):
                     what = f"at the {t.user_attrs['stopped']}, before its first epoch"
             else:
