@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from headstart.select.combine import combine_scores, relative_accuracy, zscores
-from headstart.select.estimators import ESTIMATORS, logme, score_all
+from headstart.select.estimators import ESTIMATORS, hscore, logme, score_all
 
 
 def _separable(seed=0, n_per=30, d=32, classes=3):
@@ -50,6 +50,27 @@ def test_logme_matches_reference_algorithm(shape):
     y = np.arange(shape[0]) % 2
     f[:, 0] += 2 * y
     assert logme(f, y) == pytest.approx(_reference_logme(f, y), rel=1e-9)
+
+
+def _dense_hscore(f, y):
+    """H-score the direct way: a D x D Ledoit-Wolf covariance and its pseudo-inverse."""
+    from sklearn.covariance import LedoitWolf
+
+    f = f - f.mean(0, keepdims=True)
+    cov_f = LedoitWolf(assume_centered=True).fit(f).covariance_
+    g = np.zeros_like(f)
+    for c in np.unique(y):
+        g[y == c] = f[y == c].mean(0)
+    return float(np.trace(np.linalg.pinv(cov_f, hermitian=True) @ (g.T @ g / len(f))))
+
+
+@pytest.mark.parametrize("shape", [(40, 96), (120, 16), (90, 90)])
+def test_hscore_matches_the_dense_computation(shape):
+    n, d = shape
+    rng = np.random.default_rng(1)
+    y = np.arange(n) % 4
+    f = np.maximum(rng.normal(size=(n, d)) + 0.5 * y[:, None] * rng.normal(size=d), 0)  # ReLU-like, rank < D
+    assert hscore(f, y) == pytest.approx(_dense_hscore(f, y), rel=1e-8)
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
