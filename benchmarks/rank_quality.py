@@ -29,7 +29,7 @@ Datasets (all real images available offline):
 * ``faces``: examples/faces (200 real 25x25 photos, face / non-face). Every candidate fine-tunes
   to 100 % there, so its tau is undefined; kept as an option for the record.
 
-Rank runs with its defaults (all five estimators, combined score = LogME) on at most
+Rank runs with its defaults (all five estimators; combined score = LogME + ridge probe + k-NN) on at most
 ``--max-images`` training images; its wall and CPU time are compared with fine-tuning every
 candidate once. With ``--seeds N`` each candidate is fine-tuned N times and the ground truth is
 the mean test accuracy (the cost fraction still counts one fine-tuning per candidate). Needs the

@@ -112,3 +112,14 @@ def test_combine_standardises_and_weights():
     assert relative_accuracy([0.5, 1.0, 0.8]) == [0.5, 1.0, 0.8]
     with pytest.raises(ValueError, match="none of the weighted estimators"):
         combine_scores(rows, {"zzz": 1.0})
+
+
+def test_default_combination_is_the_mean_z_of_logme_ridge_and_knn():
+    rows = [{"logme": 0.1, "linear_probe": 0.9, "knn": 0.7, "hscore": 50.0},
+            {"logme": 0.3, "linear_probe": 0.8, "knn": 0.9, "hscore": 1.0},
+            {"logme": 0.2, "linear_probe": 0.7, "knn": 0.8, "hscore": 9.0}]
+    z = {k: zscores([r[k] for r in rows]) for k in ("logme", "linear_probe", "knn")}
+    expected = [sum(z[k][i] for k in z) / 3 for i in range(3)]
+    assert combine_scores(rows) == pytest.approx(expected)  # H-score is reported, not combined
+    # ranking with fewer estimators combines the ones computed
+    assert combine_scores([{"logme": r["logme"]} for r in rows]) == pytest.approx(z["logme"])
