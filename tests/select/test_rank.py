@@ -123,6 +123,7 @@ def test_cli(store_env, image_folder, tmp_path):
                 "--budget", "5m", "--device", "cpu", "--out", str(out), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "best accuracy" in proc.stderr and (out / "rank.json").is_file()
+    assert "│ test_efficientnet" in proc.stderr and "…" not in proc.stderr  # a log gets the whole table
     rows = json.loads((out / "rank.json").read_text())["rows"]
     assert {r["model"] for r in rows} == {"test_resnet", "test_efficientnet"}
     bad = _cli(str(image_folder), "--budget", "soon", "--out", str(out), env=env)

@@ -18,6 +18,26 @@ COLUMNS = ["rank", "model", "image_size", "logme", "hscore", "nleep", "linear_pr
            "seconds", "cache_hit"]
 
 
+_SHORT = {"rank": "#", "image_size": "size", "logme": "LogME", "hscore": "H-score", "nleep": "NLEEP",
+          "linear_probe": "probe", "knn": "kNN", "predicted_relative_accuracy": "rel acc",
+          "images_per_s": "img/s", "params_m": "params", "imagenet_top1": "IN top-1", "seconds": "s"}
+# Left out first when a terminal is too narrow: the ranking, the model, its size, the combined
+# score, the predicted relative accuracy and images/s stay; the combined score's parts go last.
+_DROP_ORDER = ["seconds", "nleep", "hscore", "imagenet_top1", "params_m", "logme", "knn", "linear_probe"]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return fmt.format(value) if isinstance(value, float) else str(value)
+
+
+def _table_width(cols: list[str], headers: dict[str, str], cells: dict[str, list[str]]) -> int:
+    """Characters a rich Table with the default box needs: each column's widest entry plus its
+    padding and border (3), plus the closing border."""
+    return 1 + sum(3 + max([len(headers[c])] + [len(x) for x in cells[c]]) for c in cols)
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -84,30 +104,31 @@ class RankTable:
         return cls(rows, skipped, data)
 
     # ---------------------------------------------------------------------------- display
-    def rich_table(self):
+    def rich_table(self, width: int | None = None):
+        """The ranking as a rich Table. With ``width`` (a terminal's columns), the least needed
+        columns are left out until the table fits, instead of rich cutting every cell to "…";
+        rank.csv and rank.json keep them all."""
         from rich.table import Table
 
-        table = Table(title=f"headstart rank ({self.meta.get('n_images', '?')} images per candidate)")
         fmt = {"rank": "{}", "image_size": "{}", "n_images": "{}", "params_m": "{:.2f}M",
                "images_per_s": "{:.0f}", "imagenet_top1": "{:.1f}", "seconds": "{:.1f}",
                "linear_probe": "{:.3f}", "knn": "{:.3f}", "predicted_relative_accuracy": "{:.3f}"}
         cols = [c for c in self.columns() if c not in ("cache_hit", "n_images")]
-        short = {"rank": "#", "image_size": "size", "logme": "LogME", "hscore": "H-score", "nleep": "NLEEP",
-                 "linear_probe": "probe acc", "knn": "kNN acc", "predicted_relative_accuracy": "rel. acc",
-                 "images_per_s": "img/s", "params_m": "params", "imagenet_top1": "IN top-1", "seconds": "s"}
+        cells = {c: [_cell(r.get(c), fmt.get(c, "{:.3f}")) for r in self.rows] for c in cols}
+        headers = {c: _SHORT.get(c, c.replace("_", " ")) for c in cols}
+        dropped = []
+        for c in _DROP_ORDER if width else ():
+            if _table_width(cols, headers, cells) <= width:
+                break
+            if c in cols:
+                cols.remove(c)
+                dropped.append(headers[c])
+        caption = f"not shown for width: {', '.join(dropped)} (see rank.csv)" if dropped else None
+        table = Table(title=f"headstart rank ({self.meta.get('n_images', '?')} images per candidate)", caption=caption)
         for c in cols:
-            table.add_column(short.get(c, c.replace("_", " ")), justify="left" if c == "model" else "right")
-        for r in self.rows:
-            cells = []
-            for c in cols:
-                v = r.get(c)
-                if v is None or (isinstance(v, float) and not math.isfinite(v)):
-                    cells.append("-")
-                elif isinstance(v, float):
-                    cells.append(fmt.get(c, "{:.3f}").format(v))
-                else:
-                    cells.append(str(v))
-            table.add_row(*cells)
+            table.add_column(headers[c], justify="left" if c == "model" else "right", no_wrap=c == "model")
+        for i in range(len(self.rows)):
+            table.add_row(*(cells[c][i] for c in cols))
         return table
 
     def __str__(self) -> str:
