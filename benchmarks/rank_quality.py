@@ -154,6 +154,16 @@ def regrets(results: list[dict], keys: list[str]) -> dict[str, float]:
     return out
 
 
+def relative_accuracy_error(results: list[dict]) -> dict[str, float]:
+    """How far rank's "rel acc" column (ridge-probe accuracy / the best one's) is from fine-tuned
+    accuracy / the best fine-tuned accuracy: mean absolute error and mean signed error (> 0: rank
+    is optimistic)."""
+    lp = np.array([r["linear_probe"] for r in results], dtype=float)
+    acc = np.array([r["test_accuracy"] for r in results])
+    diff = lp / np.nanmax(lp) - acc / acc.max()
+    return {"mae": float(np.nanmean(np.abs(diff))), "bias": float(np.nanmean(diff))}
+
+
 def taus(results: list[dict], keys: list[str]) -> dict[str, float]:
     from scipy.stats import weightedtau
 
@@ -249,6 +259,7 @@ def run_dataset(name: str, path: Path, work: Path, args) -> dict:
         "tau": taus(results, score_keys),
         "top1_regret": regrets(results, score_keys),
         "seed_agreement": seed_agreement(results),
+        "relative_accuracy_error": relative_accuracy_error(results),
     }
     print(f"{name}: rank {rank_s:.0f}s ({rank_cpu:.0f} CPU s) vs fine-tune {fit_total:.0f}s ({fit_cpu_total:.0f} CPU s);"
           f" tau {out['tau']['combined']:.3f}", flush=True)
