@@ -178,7 +178,7 @@ def fit(
 
     cache_dir = cfg.data.cache_dir or run.cache_dir
     cache = ImageCache(cfg.data.cache, cache_dir if cfg.data.cache == "disk" else None, dataset_root=index.root)
-    make_loader, datasets = make_loader_factory(index, pre, cfg, preset, cache, dev, eval_split=eval_split)
+    make_loader, datasets, close_loaders = make_loader_factory(index, pre, cfg, preset, cache, dev, eval_split=eval_split)
     if cfg.data.cache != "none":
         # decode every image once, on a thread pool, before the first epoch (and before worker
         # processes would each fill a copy of a memory cache)
@@ -199,11 +199,13 @@ def fit(
         checkpoint_dir=run.checkpoint_dir,
         feature_cache=probe_feature_cache(model_name, weights, pre, index),
     )
-    state = trainer.fit(resume=cfg.resume)
-    run.write_history(state.history)
-
-    # Evaluation on the test split (val when there is none), with the best weights.
-    logits, labels = predict_logits(trainer.model, make_loader(eval_split, seed=0), dev)
+    try:
+        state = trainer.fit(resume=cfg.resume)
+        run.write_history(state.history)
+        # Evaluation on the test split (val when there is none), with the best weights.
+        logits, labels = predict_logits(trainer.model, make_loader(eval_split, seed=0), dev)
+    finally:
+        close_loaders()
     probs = logits_to_probs(logits, index.num_classes).numpy()
     metrics = classification_metrics(labels.numpy(), probs, index.classes, top_k=cfg.train.top_k)
     metrics.update(

@@ -18,6 +18,10 @@ so everything random in an epoch is a pure function of ``(seed, epoch)``:
   epoch)`` at the start of every epoch, before iterating the loader; the model's own randomness
   (dropout, drop-path) then follows deterministically as well.
 
+:func:`create_loader` makes one DataLoader per epoch. A run with workers uses
+:class:`headstart.data.persistent.PersistentLoader` for the loaders of every epoch instead: the
+same contract, without forking the workers again each epoch.
+
 Caching with worker processes. Each DataLoader worker holds its own copy of the dataset, so a
 ``memory`` cache filled inside workers is thrown away when they exit at the end of the epoch.
 Sound uses: ``num_workers == 0`` (the CPU default: the cache then lives in the main process), or
