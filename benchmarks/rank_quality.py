@@ -140,6 +140,11 @@ def leave_one_dataset_out(per: list[dict]) -> dict:
     return out
 
 
+def _scores(results: list[dict], key: str) -> np.ndarray:
+    """One score of every candidate, NaN where it was not computed."""
+    return np.array([r[key] if r.get(key) is not None else np.nan for r in results], dtype=float)
+
+
 def regrets(results: list[dict], keys: list[str]) -> dict[str, float]:
     """What picking each score's top candidate costs: the best fine-tuned test accuracy minus the
     accuracy of the candidate the score ranks first (0 = it picked the best; what ``fit --model
@@ -148,7 +153,7 @@ def regrets(results: list[dict], keys: list[str]) -> dict[str, float]:
     acc = np.array([r["test_accuracy"] for r in results])
     out = {}
     for k in keys:
-        vals = np.array([r[k] if r.get(k) is not None else np.nan for r in results], dtype=float)
+        vals = _scores(results, k)
         top = vals == np.nanmax(vals) if np.isfinite(vals).any() else np.zeros(len(vals), bool)
         out[k] = float(acc.max() - acc[top].mean()) if top.any() else float("nan")
     return out
@@ -158,9 +163,11 @@ def relative_accuracy_error(results: list[dict]) -> dict[str, float]:
     """How far rank's "rel acc" column (ridge-probe accuracy / the best one's) is from fine-tuned
     accuracy / the best fine-tuned accuracy: mean absolute error and mean signed error (> 0: rank
     is optimistic)."""
-    lp = np.array([r["linear_probe"] for r in results], dtype=float)
+    from headstart.select.combine import relative_accuracy
+
+    predicted = np.array(relative_accuracy([r["linear_probe"] for r in results]), dtype=float)
     acc = np.array([r["test_accuracy"] for r in results])
-    diff = lp / np.nanmax(lp) - acc / acc.max()
+    diff = predicted - acc / acc.max()
     return {"mae": float(np.nanmean(np.abs(diff))), "bias": float(np.nanmean(diff))}
 
 
@@ -170,7 +177,7 @@ def taus(results: list[dict], keys: list[str]) -> dict[str, float]:
     acc = np.array([r["test_accuracy"] for r in results])
     out = {}
     for k in keys:
-        vals = np.array([r[k] if r.get(k) is not None else np.nan for r in results], dtype=float)
+        vals = _scores(results, k)
         out[k] = float(weightedtau(vals, acc).statistic) if np.isfinite(vals).all() else float("nan")
     return out
 

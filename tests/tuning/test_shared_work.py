@@ -12,17 +12,23 @@ from tests.tuning.conftest import FAST
 pytest.importorskip("optuna")
 
 
+def _count_calls(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` so that each call appends to the returned list."""
+    original, calls = getattr(module, name), []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
 def test_probe_trials_share_the_feature_cache(image_folder, weights_env, tmp_path, monkeypatch):
     import headstart.train.loop as loop
 
     monkeypatch.setenv("HEADSTART_FEATURES_DIR", str(tmp_path / "features"))
-    extract, calls = loop.extract_features, []
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return extract(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "extract_features", counting)
+    calls = _count_calls(monkeypatch, loop, "extract_features")
     out = tmp_path / "study"
     space = {"strategy": ["linear-probe", "lp-ft"], "probe_lr": [1e-2, 3e-2]}
     result = headstart.tune(image_folder, space=space, sampler="grid", trials=3, out=out, final=False, verbose=False,
@@ -41,13 +47,7 @@ def test_model_auto_is_chosen_once_for_the_study(image_folder, weights_env, tmp_
     monkeypatch.setenv("HEADSTART_FEATURES_DIR", str(tmp_path / "features"))
     monkeypatch.chdir(tmp_path)  # `headstart rank` and fit --model auto use runs/<data>-rank
     rank(image_folder, candidates="test_resnet", image_sizes="40", device="cpu", budget="5m", verbose=False)
-    choose, calls = auto.choose_by_rank, []
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return choose(*args, **kwargs)
-
-    monkeypatch.setattr(auto, "choose_by_rank", counting)
+    calls = _count_calls(monkeypatch, auto, "choose_by_rank")
     out = tmp_path / "study"
     fast = {k: v for k, v in FAST.items() if k not in ("model", "image_size")}
     # `model: auto` in the space too: it means the study's choice, not a new ranking per trial

@@ -40,6 +40,8 @@ _LAZY = {
     "create_loader": "headstart.data.dataset",
     "epoch_seed": "headstart.data.dataset",
     "seed_epoch": "headstart.data.dataset",
+    "seed_all": "headstart.data.dataset",
+    "usable_cores": "headstart.data.dataset",
     "warm": "headstart.data.dataset",
     "default_num_workers": "headstart.data.dataset",
     "estimate_cache_bytes": "headstart.data.dataset",

@@ -54,6 +54,8 @@ __all__ = [
     "create_loader",
     "epoch_seed",
     "seed_epoch",
+    "seed_all",
+    "usable_cores",
     "warm",
     "default_num_workers",
     "estimate_cache_bytes",
@@ -238,10 +240,15 @@ def seed_epoch(seed: int, epoch: int) -> int:
     process on the global RNG, and this makes them (and mixup/cutmix) a function of (seed, epoch).
     """
     value = epoch_seed(seed, epoch, stream=1)
+    seed_all(value)
+    return value
+
+
+def seed_all(value: int) -> None:
+    """Seed torch's, numpy's and Python's global RNGs of this process with ``value`` (< 2**63)."""
     torch.manual_seed(value)
     np.random.seed(value % (2**32))
     random.seed(value)
-    return value
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -256,8 +263,13 @@ def default_num_workers(device: str | torch.device = "cpu") -> int:
     """0 on CPU (the cache makes workers unnecessary there, and a 2-core machine needs its cores for
     the model), ``min(8, cores)`` on CUDA."""
     kind = torch.device(device).type if not isinstance(device, torch.device) else device.type
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(8, cores) if kind == "cuda" else 0
+    return min(8, usable_cores()) if kind == "cuda" else 0
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one: a container or
+    ``taskset`` limit), not every core of the machine."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def estimate_cache_bytes(num_images: int, pre: Preprocessing, aspect: float = 4 / 3) -> int:

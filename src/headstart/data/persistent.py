@@ -19,14 +19,12 @@ map-style datasets, so this module adds one:
 
 from __future__ import annotations
 
-import random
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from headstart.data.dataset import epoch_seed
+from headstart.data.dataset import epoch_seed, seed_all
 
 __all__ = ["EpochSampler", "EpochSeeded", "PersistentLoader"]
 
@@ -71,10 +69,7 @@ class EpochSeeded(Dataset):
         if token != self._token:
             self._token = token
             info = get_worker_info()
-            value = (token + (info.id if info is not None else 0)) % (2**63)
-            torch.manual_seed(value)
-            np.random.seed(value % (2**32))
-            random.seed(value)
+            seed_all((token + (info.id if info is not None else 0)) % (2**63))
         return self.dataset[index]
 
 

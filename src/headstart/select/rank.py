@@ -215,9 +215,10 @@ def rank(
         from rich.console import Console
 
         console = Console(stderr=True, highlight=False)
-        if not console.is_terminal:  # a log or a pipe: print every column at full width
+        width = console.width if console.is_terminal else None
+        if width is None:  # a log or a pipe: print every column at full width
             console = Console(stderr=True, highlight=False, width=400)
-        console.print(table.rich_table(width=console.width if console.is_terminal else None))
+        console.print(table.rich_table(width=width))
         for s in skipped:
             size = f" @{s['image_size']}px" if s.get("image_size") else ""
             console.print(f"[yellow]skipped[/] {s['model']}{size}: {s['reason']}")

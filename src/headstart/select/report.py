@@ -110,9 +110,8 @@ class RankTable:
         rank.csv and rank.json keep them all."""
         from rich.table import Table
 
-        fmt = {"rank": "{}", "image_size": "{}", "n_images": "{}", "params_m": "{:.2f}M",
-               "images_per_s": "{:.0f}", "imagenet_top1": "{:.1f}", "seconds": "{:.1f}",
-               "linear_probe": "{:.3f}", "knn": "{:.3f}", "predicted_relative_accuracy": "{:.3f}"}
+        # floats other than these show 3 decimals; ints and text as they are
+        fmt = {"params_m": "{:.2f}M", "images_per_s": "{:.0f}", "imagenet_top1": "{:.1f}", "seconds": "{:.1f}"}
         cols = [c for c in self.columns() if c not in ("cache_hit", "n_images")]
         cells = {c: [_cell(r.get(c), fmt.get(c, "{:.3f}")) for r in self.rows] for c in cols}
         headers = {c: _SHORT.get(c, c.replace("_", " ")) for c in cols}

@@ -19,15 +19,13 @@ def main(argv=None) -> int:
     p.add_argument("--deadline", type=float, default=None, help="the study deadline (epoch seconds): no trial starts after it, a running one stops at its epoch end")
     args = p.parse_args(argv)
 
-    import os
-
     import torch
 
+    from headstart.data.dataset import usable_cores
     from headstart.errors import HeadstartError
     from headstart.tuning.study import run_worker
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, cores // max(1, args.workers)))
+    torch.set_num_threads(max(1, usable_cores() // max(1, args.workers)))
     try:
         run_worker(args.run_dir, quota=args.quota, worker_index=args.index, deadline=args.deadline)
     except HeadstartError as exc:
