@@ -143,9 +143,9 @@ def headstart_loop(data: Path, model_name: str, size: int, batch: int, epochs: i
     from headstart.data.dataset import ImageCache, ImageDataset, create_loader, default_num_workers, warm
     from headstart.data.index import load_dataset
     from headstart.data.transforms import Preprocessing, build_eval_transform
+    from headstart.engine.device import resolve_device
     from headstart.models.build import create_model
-    from headstart.train.device import resolve_device
-    from headstart.train.features import extract_features
+    from headstart.tasks.classification.features import extract_features
 
     result = headstart.fit(
         data, model=model_name, pretrained=False, strategy="full", epochs=epochs, image_size=size,

@@ -40,7 +40,7 @@ def test_cuda_workers_do_not_change_the_result(image_folder, weights_env, tmp_pa
 
 @pytest.mark.gpu
 def test_cuda_resume_continues_the_run(image_folder, weights_env, tmp_path):
-    from headstart.train.callbacks import Callback
+    from headstart.engine.callbacks import Callback
 
     class Interrupt(Callback):
         def on_epoch_end(self, trainer, row):
@@ -59,7 +59,7 @@ def test_cuda_resume_continues_the_run(image_folder, weights_env, tmp_path):
 
 @pytest.mark.gpu
 def test_bf16_autocast_is_used_for_features(image_folder, weights_env):
-    from headstart.train.device import resolve_device
+    from headstart.engine.device import resolve_device
 
     dev = resolve_device("cuda")
     assert dev.amp_dtype in (torch.bfloat16, torch.float16)

@@ -9,7 +9,8 @@ runs/NAME/
   metrics.json       test-set metrics
   plots/             learning_curves.png, confusion_matrix.png
   checkpoints/       last.pt (resume), best.pt
-  model/             model.safetensors, model.json, labels.json, preprocessing.json, provenance.json
+  model/             model.safetensors, model.json (with the run's task), labels.json, preprocessing.json,
+                     provenance.json
 ```
 """
 
@@ -105,6 +106,7 @@ class RunFolder:
         self,
         state_dict: dict[str, Any],
         *,
+        task: str,
         architecture: str,
         classes: Sequence[str],
         num_outputs: int,
@@ -117,7 +119,7 @@ class RunFolder:
         atomic_write(self.model_dir / "model.safetensors", lambda tmp: save_file(tensors, tmp))
         atomic_write_json(
             self.model_dir / "model.json",
-            {"architecture": architecture, "num_outputs": num_outputs, "num_classes": len(classes)},
+            {"task": task, "architecture": architecture, "num_outputs": num_outputs, "num_classes": len(classes)},
         )
         atomic_write_json(self.model_dir / "labels.json", {"classes": list(classes)})
         atomic_write_json(self.model_dir / "preprocessing.json", preprocessing)

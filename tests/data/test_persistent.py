@@ -79,7 +79,7 @@ def test_workers_live_across_epochs_until_closed():
 
 
 def test_fit_with_workers_resumes_to_the_uninterrupted_result(image_folder, weights_env, tmp_path):
-    from headstart.train.callbacks import Callback
+    from headstart.engine.callbacks import Callback
 
     class Interrupt(Callback):
         def on_epoch_end(self, trainer, row):

@@ -8,8 +8,8 @@ import csv
 import pytest
 
 import headstart
-import headstart.api
 import headstart.tuning.progress as clock
+import headstart.workflows.fit
 from tests.tuning.conftest import FAST
 
 pytest.importorskip("optuna")
@@ -27,7 +27,7 @@ def _load(run_dir):
 @pytest.fixture
 def epochs_run(monkeypatch):
     """The epoch numbers the Trainer ran, in every fit of the test (trials and final run)."""
-    from headstart.train.loop import Trainer
+    from headstart.engine.trainer import Trainer
 
     seen: list[int] = []
     run_epoch = Trainer._run_epoch
@@ -70,14 +70,14 @@ def test_deadline_passing_during_a_trial_stops_it_after_that_epoch(epochs, epoch
 
 def test_trial_reaching_the_deadline_before_its_first_epoch_is_pruned(epochs_run, image_folder, weights_env,
                                                                        tmp_path, monkeypatch):
-    real, fit, fits = clock.now, headstart.api.fit, []
+    real, fit, fits = clock.now, headstart.workflows.fit.fit, []
 
     def fit_and_count(*args, **kwargs):
         fits.append(1)
         return fit(*args, **kwargs)
 
     # the deadline passes while the second trial sets up (after the worker started it)
-    monkeypatch.setattr(headstart.api, "fit", fit_and_count)
+    monkeypatch.setattr(headstart.workflows.fit, "fit", fit_and_count)
     monkeypatch.setattr(clock, "now", lambda: real() + (10 * 3600.0 if len(fits) >= 2 else 0.0))
     out = tmp_path / "study"
     result = headstart.tune(image_folder, space={"lr": [3e-3, 1e-3]}, sampler="grid", trials=3, timeout="1h",

@@ -25,7 +25,7 @@ def _count_calls(monkeypatch, module, name: str) -> list:
 
 
 def test_probe_trials_share_the_feature_cache(image_folder, weights_env, tmp_path, monkeypatch):
-    import headstart.train.loop as loop
+    import headstart.tasks.classification.task as loop
 
     monkeypatch.setenv("HEADSTART_FEATURES_DIR", str(tmp_path / "features"))
     calls = _count_calls(monkeypatch, loop, "extract_features")

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 import headstart
-import headstart.api
+import headstart.workflows.fit
 from headstart.config import build_config, load_yaml
 from headstart.errors import ConfigError, RunFolderError
 from tests.tuning.conftest import FAST
@@ -69,9 +69,9 @@ def test_bad_trial_is_pruned_by_the_median_pruner(image_folder, weights_env, tmp
 
 
 def test_failed_trials_are_recorded_and_the_study_goes_on(image_folder, weights_env, tmp_path, monkeypatch):
-    from headstart.train.loop import Trainer
+    from headstart.engine.trainer import Trainer
 
-    step, fit = Trainer._optimizer_step, headstart.api.fit
+    step, fit = Trainer._optimizer_step, headstart.workflows.fit.fit
 
     def nan_at_lr_half(self, loss, *args):  # lr 0.5 makes the loss NaN, as a diverging run would
         return step(self, loss * float("nan") if self.cfg.lr == 0.5 else loss, *args)
@@ -82,7 +82,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(image_folder, weights_
         return fit(*args, config=config, **kwargs)
 
     monkeypatch.setattr(Trainer, "_optimizer_step", nan_at_lr_half)
-    monkeypatch.setattr(headstart.api, "fit", oom_at_lr_quarter)
+    monkeypatch.setattr(headstart.workflows.fit, "fit", oom_at_lr_quarter)
     out = tmp_path / "study"
     result = headstart.tune(image_folder, space={"lr": [0.5, 0.25, 3e-3]}, sampler="grid", trials=4, out=out,
                             final=False, verbose=False, **{**FAST, "lr": 3e-3})

@@ -38,7 +38,7 @@ def extract(paths: Sequence[Path], model_name: str, image_size: int | None = Non
     from headstart.data.transforms import Preprocessing, build_eval_transform
     from headstart.models.build import create_model
     from headstart.models.resolve import resolve_weights
-    from headstart.train.features import forward_features
+    from headstart.tasks.classification.features import forward_features
 
     model = create_model(model_name, 2, weights=resolve_weights(model_name)).eval()
     pre = Preprocessing.from_model(model, image_size)

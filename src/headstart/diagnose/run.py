@@ -48,6 +48,10 @@ def _expected_preprocessing(model_name: str, image_size: int | None):
     return Preprocessing.from_model(timm.create_model(model_name, pretrained=False, num_classes=2), image_size)
 
 
+# tasks whose run folders doctor knows how to examine (see _run_findings)
+RUN_CHECKED_TASKS = ("classify",)
+
+
 def _open_target(target: Path, seed: int):
     """(index, run or None, config or None)."""
     from headstart.config import DataConfig, build_config, load_yaml
@@ -56,6 +60,12 @@ def _open_target(target: Path, seed: int):
     from headstart.run_folder import RunFolder
 
     if target.is_dir() and (target / "config.yaml").is_file():
+        from headstart.tasks import UnsupportedForTask, task_of_run
+
+        spec = task_of_run(target)
+        if spec.name not in RUN_CHECKED_TASKS:
+            raise UnsupportedForTask(f"`headstart doctor` has no run checks for {spec.title} runs (task {spec.name!r})"
+                                     f" yet; it checks {', '.join(RUN_CHECKED_TASKS)} runs.")
         run = RunFolder(target)
         cfg = build_config(config=load_yaml(run.config_path))
         if run.split_path.is_file():
@@ -158,7 +168,7 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
 
 
 def _run_findings(run, cfg, index, arch: str) -> list[Finding]:
-    from headstart.train.strategies import default_lr
+    from headstart.tasks.classification.strategies import default_lr
 
     out: list[Finding] = []
     pre_file = run.model_dir / "preprocessing.json"

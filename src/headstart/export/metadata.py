@@ -45,6 +45,7 @@ def build_metadata(run, *, fmt: str) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "format": fmt,
         "headstart_version": __version__,
+        "task": model.get("task", "classify"),
         "architecture": model["architecture"],
         "num_outputs": model["num_outputs"],
         "labels": classes,

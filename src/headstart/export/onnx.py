@@ -68,8 +68,8 @@ def export_onnx(run_dir: str | Path, output: str | Path | None = None, *, opset:
     from headstart._imports import optional_import
     from headstart.export.metadata import build_metadata
     from headstart.export.runtime import OnnxBackend
-    from headstart.export.wrapper import load_run_model, probability_model
     from headstart.run_folder import RunFolder
+    from headstart.tasks import task_of_run
 
     optional_import("onnx", extra="export")
     optional_import("onnxruntime", extra="export")
@@ -77,6 +77,9 @@ def export_onnx(run_dir: str | Path, output: str | Path | None = None, *, opset:
     run = RunFolder.open(run_dir)
     target = Path(output) if output is not None else run.path / "export" / "model.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
+    spec = task_of_run(run.path)
+    load_run_model = spec.part("load_model", "`headstart export --format onnx`")
+    probability_model = spec.part("export_wrapper", "`headstart export --format onnx`")
     model, record = load_run_model(run.path)
     pre = record["preprocessing"]
     wrapped = probability_model(model, len(record["classes"]), pre)

@@ -89,10 +89,12 @@ class TorchScriptBackend:
 class TorchBackend:
     kind = "pytorch"
 
-    def __init__(self, model, classes, preprocessing, *, device: str = "cpu", metadata: dict | None = None):
+    def __init__(self, model, classes, preprocessing, *, device: str = "cpu", metadata: dict | None = None,
+                 task: str = "classify"):
         torch = _import_torch()
-        from headstart.export.wrapper import probability_model
+        from headstart.tasks import get_task
 
+        probability_model = get_task(task).part("export_wrapper", "prediction with PyTorch")
         self.device = torch.device(device)
         self.model = model
         self.wrapped = probability_model(model, len(classes), preprocessing).to(self.device).eval()
@@ -103,12 +105,13 @@ class TorchBackend:
     def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> "TorchBackend":
         _import_torch()
         from headstart.export.metadata import build_metadata
-        from headstart.export.wrapper import load_run_model
         from headstart.run_folder import RunFolder
+        from headstart.tasks import task_of_run
 
-        model, record = load_run_model(run_dir)
+        spec = task_of_run(run_dir)
+        model, record = spec.part("load_model", "prediction from a run folder")(run_dir)
         meta = build_metadata(RunFolder(run_dir), fmt="pytorch")
-        return cls(model, record["classes"], record["preprocessing"], device=device, metadata=meta)
+        return cls(model, record["classes"], record["preprocessing"], device=device, metadata=meta, task=spec.name)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch

@@ -33,14 +33,17 @@ def export_torchscript(run_dir: str | Path, output: str | Path | None = None, *,
     from headstart._io import atomic_write_text
     from headstart.export.metadata import build_metadata
     from headstart.export.runtime import TorchScriptBackend
-    from headstart.export.wrapper import load_run_model, probability_model
     from headstart.run_folder import RunFolder
+    from headstart.tasks import task_of_run
 
     t0 = time.perf_counter()
     run = RunFolder.open(run_dir)
     target = Path(output) if output is not None else run.path / "export" / "model.ts"
     target.parent.mkdir(parents=True, exist_ok=True)
     sidecar = target.with_name(target.name + ".json")
+    spec = task_of_run(run.path)
+    load_run_model = spec.part("load_model", "`headstart export --format torchscript`")
+    probability_model = spec.part("export_wrapper", "`headstart export --format torchscript`")
     model, record = load_run_model(run.path)
     pre = record["preprocessing"]
     wrapped = probability_model(model, len(record["classes"]), pre)

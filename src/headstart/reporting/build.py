@@ -92,9 +92,10 @@ def _section_tuning(run: Path) -> str:
 def _section_curves(run: Path) -> str:
     png = run / "plots" / "learning_curves.png"
     if not png.is_file():
-        from headstart.evaluate.plots import plot_learning_curves
         from headstart.run_folder import RunFolder
+        from headstart.tasks import task_of_run
 
+        plot_learning_curves = task_of_run(run).part("plot_history", "the report's learning curves")
         history = RunFolder(run).read_history()
         if not history:
             return ""
@@ -196,12 +197,21 @@ def build_report(run_dir: str | Path, *, findings=None, doctor_level: str | None
     )
 
 
+# tasks whose run folders the report knows how to show (its sections read their files)
+REPORTED_TASKS = ("classify",)
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, findings=None, doctor_level: str | None = "quick") -> Path:
     """Write the report (default ``RUN/report.html``) atomically; return its path."""
     from headstart._io import atomic_write_text
     from headstart.run_folder import RunFolder
+    from headstart.tasks import UnsupportedForTask, task_of_run
 
     run = RunFolder.open(run_dir).path
+    spec = task_of_run(run)
+    if spec.name not in REPORTED_TASKS:
+        raise UnsupportedForTask(f"`headstart report` has no page for {spec.title} runs (task {spec.name!r}) yet;"
+                                 f" it reports {', '.join(REPORTED_TASKS)} runs.")
     path = Path(out) if out is not None else run / "report.html"
     atomic_write_text(path, build_report(run, findings=findings, doctor_level=doctor_level))
     return path

@@ -17,7 +17,7 @@ def measure_throughput(model, image_size: int, dev, *, batch_size: int = 16, rep
     batches (the least disturbed by other processes on a shared machine)."""
     import torch
 
-    from headstart.train.features import forward_features
+    from headstart.tasks.classification.features import forward_features
 
     was_training = model.training
     model.eval()

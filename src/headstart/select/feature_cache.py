@@ -142,7 +142,7 @@ class FeatureCache:
 
 class BoundFeatureCache:
     """A :class:`FeatureCache` bound to one model/weights/preprocessing and named sample lists --
-    what :class:`headstart.train.loop.Trainer` takes as ``feature_cache`` for its linear probe."""
+    what :class:`headstart.engine.trainer.Trainer` takes as ``feature_cache`` for its linear probe."""
 
     def __init__(self, cache: FeatureCache, model: str, weights_sha256: str | None,
                  preprocessing: Mapping[str, Any], samples: Mapping[str, Sequence[Any]]):

@@ -160,7 +160,7 @@ def rank(
 
         raise ConfigError(f"Unknown estimator {unknown[0]!r}.{did_you_mean(unknown[0], ESTIMATORS)}"
                           f" Choose from {', '.join(ESTIMATORS)}.")
-    from headstart.train.device import resolve_device
+    from headstart.engine.device import resolve_device
 
     dev = resolve_device(device, amp=True, channels_last=True)
     pairs = _expand(candidates, image_sizes, dev.device.type)

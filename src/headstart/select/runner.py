@@ -94,7 +94,7 @@ def run_candidates(index, pairs, *, estimators, budget_s, t_start, max_images, b
     from headstart.select.estimators import score_all
     from headstart.select.feature_cache import FeatureCache
     from headstart.select.rank import stratified_order
-    from headstart.train.features import extract_features
+    from headstart.tasks.classification.features import extract_features
 
     skipped: list[dict[str, Any]] = []
     train = index.splits["train"]

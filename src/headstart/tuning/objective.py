@@ -1,4 +1,4 @@
-"""One trial of a study: ``headstart.api.fit`` with the sampled config, in its own trial folder.
+"""One trial of a study: ``headstart.workflows.fit.fit`` with the sampled config, in its own trial folder.
 
 The per-epoch validation metric goes to Optuna through a Trainer callback, which raises
 ``optuna.TrialPruned`` when the pruner says so. Failures that belong to one config (a diverging
@@ -22,15 +22,20 @@ import socket
 from pathlib import Path
 from typing import Any, Mapping
 
+from headstart.engine.callbacks import Callback
 from headstart.errors import HeadstartError
-from headstart.train.callbacks import Callback
 from headstart.tuning import progress as _clock
 from headstart.tuning.space import SearchSpace, apply_params
 
 __all__ = ["TrialFailed", "PruningCallback", "DeadlineCallback", "DeadlineReached", "Objective", "best_of",
-           "worker_id", "MAXIMIZE"]
+           "worker_id", "metric_direction"]
 
-MAXIMIZE = {"val_accuracy": True, "val_balanced_accuracy": True, "val_macro_f1": True, "val_loss": False}
+
+def metric_direction(metric: str, task: str = "classify") -> str:
+    """'max' or 'min': from the task's table of validation metrics (:mod:`headstart.tasks`)."""
+    from headstart.tasks import get_task
+
+    return get_task(task).direction(metric)
 
 
 def worker_id() -> str:
@@ -45,11 +50,11 @@ class DeadlineReached(HeadstartError):
     """The study's deadline passed before the trial finished an epoch."""
 
 
-def best_of(history: list[Mapping[str, Any]], metric: str) -> float:
+def best_of(history: list[Mapping[str, Any]], metric: str, task: str = "classify") -> float:
     values = [float(r[metric]) for r in history if r.get(metric) is not None and math.isfinite(float(r[metric]))]
     if not values:
         return float("nan")
-    return max(values) if MAXIMIZE[metric] else min(values)
+    return max(values) if metric_direction(metric, task) == "max" else min(values)
 
 
 class PruningCallback(Callback):
@@ -72,7 +77,7 @@ class PruningCallback(Callback):
 
         value = float(row[self.metric])
         if not math.isfinite(value):
-            from headstart.train.loop import TrainingDiverged
+            from headstart.engine.trainer import TrainingDiverged
 
             raise TrainingDiverged(f"The validation metric {self.metric} became {value} at epoch {row['epoch']}.")
         if trainer.stages[trainer.state.stage_index].on_features:
@@ -174,8 +179,8 @@ class Objective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from headstart.api import fit
-        from headstart.train.loop import TrainingDiverged
+        from headstart.engine.trainer import TrainingDiverged
+        from headstart.workflows.fit import fit
 
         trial.set_user_attr("worker", worker_id())  # first, so a resume can tell orphaned trials
         params = self.space.suggest(trial)

@@ -7,6 +7,7 @@ import csv
 import io
 import math
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,7 +15,25 @@ from headstart._io import atomic_write_text
 from headstart.errors import HeadstartError
 from headstart.tuning.progress import format_duration, is_interrupted, requeued_numbers, trial_counts
 
-__all__ = ["trial_rows", "write_trials_csv", "write_best_yaml", "write_plots", "write_outputs"]
+__all__ = ["TuneResult", "trial_rows", "write_trials_csv", "write_best_yaml", "write_plots", "write_outputs"]
+
+
+@dataclass
+class TuneResult:
+    """What a study found. ``final`` is the FitResult of the best config's run folder."""
+
+    run_dir: Path
+    study_name: str
+    storage: str
+    metric: str
+    best_value: float
+    best_params: dict[str, Any]
+    best_trial: int
+    best_config_path: Path
+    counts: dict[str, int]
+    trials: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    final: Any = field(repr=False, default=None)
+
 
 
 def trial_rows(study) -> list[dict[str, Any]]:
@@ -133,7 +152,7 @@ def _final_run(best, tree: Mapping[str, Any], final_dir: Path, console, *, own: 
     config is trained again in full: the final training is not part of the study's timeout."""
     import yaml
 
-    from headstart.api import fit, load
+    from headstart.workflows.fit import fit, load
 
     src = Path(best.user_attrs.get("run_dir", ""))
     if own and final_dir.exists():
@@ -152,14 +171,13 @@ def _final_run(best, tree: Mapping[str, Any], final_dir: Path, console, *, own: 
 
 
 def write_outputs(run_dir: Path, settings: Mapping[str, Any], study, *, console, final: bool, final_dir: Path):
-    from headstart.tuning.objective import MAXIMIZE
-    from headstart.tuning.study import TuneResult
+    from headstart.tuning.objective import metric_direction
 
     metric = settings["metric"]
     rows = trial_rows(study)
     write_trials_csv(rows, run_dir / "trials.csv")
     counts = trial_counts(study.get_trials(deepcopy=False))
-    _print_table(rows, metric, console, MAXIMIZE[metric])
+    _print_table(rows, metric, console, metric_direction(metric, settings.get("task", "classify")) == "max")
     try:
         best = study.best_trial
     except ValueError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from headstart.errors import RunFolderError
+from headstart.tasks import get_task
 from headstart.tuning.samplers import make_pruner, make_sampler
 from headstart.tuning.space import parse_space
 
@@ -78,7 +79,8 @@ def open_study(settings: Mapping[str, Any], *, worker_index: int = 0):
         study_name=settings["study"],
         sampler=sampler,
         pruner=make_pruner(settings["pruner"], n_trials=settings.get("trials")),
-        direction="minimize" if settings["metric"] == "val_loss" else "maximize",
+        direction="maximize" if get_task(settings.get("task", "classify")).direction(settings["metric"]) == "max"
+        else "minimize",
         load_if_exists=True,
     )
 

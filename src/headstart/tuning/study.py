@@ -29,14 +29,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from headstart._io import atomic_write_json
 from headstart._validation import check_choice, check_number
 from headstart.errors import ConfigError, HeadstartError, RunFolderError
+from headstart.tasks import get_task
 from headstart.tuning import progress as _clock
+from headstart.tuning.outputs import TuneResult
 from headstart.tuning.progress import Progress, parse_duration, trial_counts
 from headstart.tuning.samplers import PRUNERS, SAMPLERS, grid_size, make_sampler
 from headstart.tuning.space import SearchSpace, default_space, load_space, parse_space
@@ -44,24 +45,6 @@ from headstart.tuning.storage import SETTINGS_FILE, open_study, read_settings, r
 
 __all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study", "read_settings"]
 
-METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_loss")
-
-
-@dataclass
-class TuneResult:
-    """What a study found. ``final`` is the FitResult of the best config's run folder."""
-
-    run_dir: Path
-    study_name: str
-    storage: str
-    metric: str
-    best_value: float
-    best_params: dict[str, Any]
-    best_trial: int
-    best_config_path: Path
-    counts: dict[str, int]
-    trials: list[dict[str, Any]] = field(repr=False, default_factory=list)
-    final: Any = field(repr=False, default=None)
 
 
 def _default_dir(data_path: Path) -> Path:
@@ -107,19 +90,18 @@ def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0,
 
 
 def _default_point(cfg, n_train: int) -> dict[str, Any]:
-    """headstart's own choice for every searchable parameter, for this dataset."""
-    from headstart.data.transforms import resolve_augment_preset
-    from headstart.train.strategies import default_lr, resolve_strategy
+    """headstart's own choice for every searchable parameter, for this dataset: the config as
+    fit's "resolve every auto" step would resolve it."""
+    from headstart.tasks.classification.choices import resolve_choices
 
+    cfg = resolve_choices(cfg, n_train)
     t = cfg.train
-    strategy = resolve_strategy(t.strategy, n_train, pretrained=cfg.model.pretrained)
     point = {
-        "strategy": strategy, "lr": t.lr if t.lr is not None else default_lr(strategy, t.batch_size, t.optimizer),
-        "probe_lr": t.probe_lr, "batch_size": t.batch_size, "weight_decay": t.weight_decay, "epochs": t.epochs,
-        "probe_epochs": t.probe_epochs, "layer_decay": t.layer_decay if t.layer_decay is not None else 1.0,
-        "label_smoothing": t.label_smoothing, "optimizer": t.optimizer, "augment_strength": 1.0,
-        "augment": resolve_augment_preset(cfg.augment.preset, n_train), "drop_rate": cfg.model.drop_rate,
-        "model": cfg.model.name,
+        "strategy": t.strategy, "lr": t.lr, "probe_lr": t.probe_lr, "batch_size": t.batch_size,
+        "weight_decay": t.weight_decay, "epochs": t.epochs, "probe_epochs": t.probe_epochs,
+        "layer_decay": t.layer_decay if t.layer_decay is not None else 1.0, "label_smoothing": t.label_smoothing,
+        "optimizer": t.optimizer, "augment_strength": 1.0, "augment": cfg.augment.preset,
+        "drop_rate": cfg.model.drop_rate, "model": cfg.model.name,
     }
     if cfg.model.image_size is not None:
         point["image_size"] = cfg.model.image_size
@@ -225,7 +207,7 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
 
     check_choice("sampler", sampler, SAMPLERS)
     check_choice("pruner", pruner, PRUNERS)
-    check_choice("metric", metric, METRICS)
+    check_choice("metric", metric, tuple(get_task("classify").metrics))
     grid_points = check_number("grid_points", grid_points, kind=int, low=2, closed="left")
     cfg = build_config(data, config=config, overrides=overrides, **{k: v for k, v in flat.items() if k != "out"})
     if cfg.data.path is None:
@@ -258,8 +240,8 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
         # once for the whole study, the way `fit --model auto` chooses (a saved `headstart rank`
         # table, else a quick rank written to <study>/rank, else choose_model); every trial then
         # trains the chosen model instead of ranking again
+        from headstart.engine.device import resolve_device
         from headstart.select import auto
-        from headstart.train.device import resolve_device
 
         dev = resolve_device(cfg.train.device)
         name, size, reason = auto.choose_by_rank(default_cfg, index, dev, run_dir, not console.quiet)
@@ -325,13 +307,13 @@ def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, de
 
 def fit_with_tuning(data, budget, *, config=None, overrides=(), verbose=True, **kwargs):
     """``headstart fit DATA --tune 15m``: tune for that long in ``<out>/tune``, then put the run
-    folder of the best config in ``<out>`` and return it as a :class:`~headstart.api.FitResult`.
+    folder of the best config in ``<out>`` and return it as a :class:`~headstart.workflows.result.FitResult`.
 
     The budget is the study's timeout only: the final training of the best config (a copy of its
     trial's folder, or a full training when that trial was stopped at the deadline) comes after."""
-    from headstart.api import load
     from headstart.config import build_config
     from headstart.run_folder import default_run_dir
+    from headstart.workflows.result import load
 
     seconds = parse_duration(budget, param="tune")
     cfg = build_config(data, config=config, overrides=overrides, **kwargs)

@@ -30,7 +30,7 @@ class ProbabilityModel(torch.nn.Module):
         # The same arithmetic as the training transform (ToDtype(scale=True) then Normalize).
         x = (image.to(torch.float32) / 255.0 - self.mean) / self.std
         logits = self.model(x).float()
-        if self.num_classes == 2:  # binary heads have one logit (headstart.train.loss)
+        if self.num_classes == 2:  # binary heads have one logit (headstart.tasks.classification.loss)
             p1 = torch.sigmoid(logits.reshape(-1, 1))
             return torch.cat([1 - p1, p1], dim=1)
         return logits.softmax(dim=1)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from headstart.config import TrainConfig
-from headstart.train.loss import ClassificationLoss, balanced_class_weights, logits_to_probs, num_outputs
-from headstart.train.strategies import default_lr, plan_stages, resolve_strategy
+from headstart.tasks.classification.loss import ClassificationLoss, balanced_class_weights, logits_to_probs, num_outputs
+from headstart.tasks.classification.strategies import default_lr, plan_stages, resolve_strategy
 
 
 def test_binary_uses_one_logit_and_bce():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from headstart.config import FitConfig
-from headstart.train.device import DeviceSettings
+from headstart.engine.device import DeviceSettings
 
 __all__ = ["make_loader_factory"]
 

@@ -1,4 +1,4 @@
-"""Fine-tuning strategies as a plan of stages.
+"""Fine-tuning strategies for classification, as a plan of engine stages.
 
 * ``linear-probe``: the backbone stays frozen; its features are extracted once and only the head is
   trained on them, so the backbone never runs during the probe's epochs.
@@ -10,28 +10,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from headstart.config import TrainConfig
+from headstart.engine.stages import Stage
 
-__all__ = ["Stage", "resolve_strategy", "default_lr", "plan_stages"]
+__all__ = ["STRATEGIES", "resolve_strategy", "default_lr", "plan_stages"]
 
-
-@dataclass(frozen=True)
-class Stage:
-    name: str  # 'probe' or 'finetune'
-    epochs: int
-    lr: float
-
-    @property
-    def on_features(self) -> bool:
-        return self.name == "probe"
+STRATEGIES = ("linear-probe", "full", "lp-ft")
 
 
 def resolve_strategy(strategy: str, n_train: int, *, pretrained: bool = True) -> str:
-    """``auto``: a frozen backbone for tiny datasets (under 20 images a class or 200 in all, where
-    fine-tuning mostly overfits), lp-ft up to 20k images, full fine-tuning above. Without pretrained
-    weights there is nothing to probe, so everything trains."""
+    """``auto``: a frozen backbone (linear probe) under 200 training images, where fine-tuning
+    mostly overfits; lp-ft up to 20k images; full fine-tuning above. Without pretrained weights
+    there is nothing to probe, so everything trains."""
     if strategy != "auto":
         return strategy
     if not pretrained:
@@ -56,6 +46,6 @@ def default_lr(strategy: str, batch_size: int, optimizer: str) -> float:
 
 def plan_stages(cfg: TrainConfig, strategy: str) -> list[Stage]:
     lr = cfg.lr if cfg.lr is not None else default_lr(strategy, cfg.batch_size, cfg.optimizer)
-    probe = Stage("probe", cfg.probe_epochs, cfg.probe_lr)
+    probe = Stage("probe", cfg.probe_epochs, cfg.probe_lr, on_features=True)
     finetune = Stage("finetune", cfg.epochs, lr)
     return {"linear-probe": [probe], "full": [finetune], "lp-ft": [probe, finetune]}[strategy]

@@ -1,10 +1,10 @@
-"""Penultimate-layer features of a timm model, for linear probes (and, later, ranking)."""
+"""Penultimate-layer features of a timm model: the linear probe's input, rank's and doctor's too."""
 
 from __future__ import annotations
 
 import torch
 
-from headstart.train.device import DeviceSettings
+from headstart.engine.device import DeviceSettings
 
 __all__ = ["extract_features", "forward_features"]
 

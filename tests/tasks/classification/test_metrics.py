@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from headstart.evaluate.metrics import classification_metrics
-from headstart.evaluate.plots import plot_confusion_matrix, plot_learning_curves
+from headstart.tasks.classification.metrics import classification_metrics
+from headstart.tasks.classification.plots import plot_confusion_matrix, plot_learning_curves
 
 
 def test_metrics_hand_checked():
@@ -31,3 +31,17 @@ def test_plots_written(tmp_path):
     b = plot_confusion_matrix([[3, 1], [0, 4]], ["x", "<script>"], tmp_path / "cm.png")
     for f in (a, b):
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 1000
+
+
+def test_a_class_absent_from_the_split_scores_the_same_in_val_and_test():
+    """The same predictions on a split without class 'c' gave val macro-F1 1.0 and test 0.667 when
+    the per-epoch metric called f1_score without labels=; one implementation now serves both."""
+    from headstart.tasks.classification.metrics import val_metrics
+
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
+    test = classification_metrics(y, probs, ["a", "b", "c"], top_k=1)
+    val = val_metrics(probs, y, 3)
+    assert val["val_macro_f1"] == test["macro_f1"] == pytest.approx(2 / 3)
+    assert val["val_accuracy"] == test["accuracy"] == 1.0
+    assert val["val_balanced_accuracy"] == test["balanced_accuracy"]

@@ -1,1 +1,0 @@
-"""Metrics and plots of a finished run."""

@@ -1,1 +1,0 @@
-"""Fine-tuning: strategies, the training loop, callbacks and checkpoints."""

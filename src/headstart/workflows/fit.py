@@ -1,0 +1,69 @@
+"""``fit`` as a workflow, whatever the task: resolve the config and the run folder, then run the
+task's steps (for classification :mod:`headstart.workflows.fit_classification`: data -> model ->
+resolve every auto -> loaders -> train -> evaluate -> save). ``load`` opens a finished run folder.
+
+The public ``headstart.fit`` (:mod:`headstart.api`) adds ``tune=`` on top; tune's trials call this
+module's :func:`fit` directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from headstart.config import FitConfig, build_config, load_yaml
+from headstart.errors import ConfigError
+from headstart.run_folder import RunFolder, default_run_dir
+from headstart.workflows.result import FitResult, load
+
+__all__ = ["FitResult", "fit", "load", "resolve_config", "FIT_WORKFLOWS"]
+
+# task -> the module whose run(cfg, run, console, verbose, callbacks) carries out its fit
+FIT_WORKFLOWS: dict[str, str] = {"classify": "headstart.workflows.fit_classification"}
+
+
+def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, Any]) -> tuple[FitConfig, RunFolder]:
+    """The validated config and its run folder: a new folder, or with ``resume`` the interrupted
+    run's own folder and its saved config.yaml."""
+    resume = bool(kwargs.get("resume"))
+    if resume:
+        out = kwargs.get("out")
+        if out is None and isinstance(config, FitConfig):
+            out = config.out
+        if out is None:
+            raise ConfigError("The 'resume' parameter needs the run folder to continue: pass --out RUN_DIR.")
+        run = RunFolder.create(out, resume=True)
+        cfg = build_config(config=load_yaml(run.config_path))
+        return cfg.model_copy(update={"resume": True}), run
+    cfg = build_config(data, config=config, overrides=overrides, **kwargs)
+    if cfg.data.path is None:
+        raise ConfigError("The 'data.path' parameter is required: pass a folder of images or a CSV file.")
+    out = cfg.out if cfg.out is not None else default_run_dir(cfg.data.path)
+    run = RunFolder.create(out)
+    return cfg.model_copy(update={"out": run.path}), run
+
+
+def _console(verbose: bool):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=not verbose, highlight=False)
+
+
+def fit(
+    data: str | Path | None = None,
+    *,
+    config: str | Path | Mapping[str, Any] | FitConfig | None = None,
+    overrides: Sequence[str] = (),
+    verbose: bool = True,
+    callbacks: Sequence[Any] = (),
+    **kwargs: Any,
+) -> FitResult:
+    """Train and evaluate a model on ``data`` as the config says (see :func:`headstart.api.fit`)."""
+    cfg, run = resolve_config(data, config, overrides, kwargs)
+    task = getattr(cfg, "task", "classify")
+    module = FIT_WORKFLOWS.get(task)
+    if module is None:  # pragma: no cover - the config's task field only admits registered tasks
+        raise ConfigError(f"No fit workflow for task {task!r}.")
+    return importlib.import_module(module).run(cfg, run, console=_console(verbose), verbose=verbose,
+                                               callbacks=callbacks)

@@ -1,0 +1,233 @@
+"""A classification fit, as named steps: data -> model -> resolve every auto -> loaders -> train ->
+evaluate -> save. Each step is a function of what the earlier ones produced, so a reader can follow
+the run top to bottom in :func:`run`, and ``tune`` reuses the "resolve every auto" step
+(:func:`headstart.tasks.classification.choices.resolve_choices`)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from headstart.config import FitConfig
+from headstart.run_folder import RunFolder
+from headstart.workflows.result import FitResult
+
+__all__ = ["run"]
+
+
+@dataclass
+class _Model:
+    module: Any
+    name: str
+    weights: Any
+    pre: Any
+    num_outputs: int
+
+
+def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
+    import torch
+
+    from headstart.engine.device import resolve_device
+
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.train.seed)
+    index = load_data(cfg, run, console)
+    dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
+    cfg, model = build_model(cfg, index, dev, run, console, verbose)
+    cfg = resolve_autos(cfg, index, model, dev, run, console)
+    loaders = make_loaders(cfg, index, model, dev, run, verbose)
+    try:
+        trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
+        metrics, probs = evaluate(cfg, index, trainer, dev, loaders, state, t_start)
+    finally:
+        loaders.close()
+    return save(cfg, index, model, trainer, run, metrics, probs, state, console)
+
+
+# ---------------------------------------------------------------------------------------------- steps
+def load_data(cfg: FitConfig, run: RunFolder, console):
+    """Discovered, validated and split before anything heavy happens; a resume reads split.json."""
+    from headstart.data.index import load_dataset
+    from headstart.data.split import save_split
+
+    index = load_dataset(cfg.data, seed=cfg.train.seed, split_file=run.split_path if cfg.resume else None)
+    console.print(index.summary().format())
+    if not cfg.resume:
+        save_split(index, run.split_path)
+    return index
+
+
+def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bool) -> tuple[FitConfig, _Model]:
+    """The model and its weights: fails fast, before any decoding work, when weights are missing."""
+    from headstart.data.transforms import Preprocessing
+    from headstart.models.build import create_model
+    from headstart.models.resolve import resolve_weights
+    from headstart.models.zoo import check_model_name
+    from headstart.tasks.classification.loss import num_outputs
+
+    model_name = cfg.model.name
+    if model_name == "auto":
+        # rank the candidates (or reuse `headstart rank`'s table); falls back to choose_model
+        from headstart.select.auto import choose_by_rank
+
+        model_name, auto_size, reason = choose_by_rank(cfg, index, dev, run.path, verbose)
+        if auto_size is not None and cfg.model.image_size is None:
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"image_size": auto_size})})
+        console.print(f"model auto: {reason}")
+    model_name = check_model_name(model_name)
+    weights = None
+    if cfg.model.pretrained:
+        weights = resolve_weights(model_name, explicit=cfg.model.weights, allow_download=cfg.model.allow_download)
+    n_out = num_outputs(index.num_classes)
+    module = create_model(model_name, n_out, weights=weights, drop_rate=cfg.model.drop_rate)
+    pre = Preprocessing.from_model(module, cfg.model.image_size)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": model_name, "image_size": pre.input_size})})
+    return cfg, _Model(module, model_name, weights, pre, n_out)
+
+
+def resolve_autos(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, console) -> FitConfig:
+    """Every remaining 'auto' decided and written to config.yaml, so the file says what ran."""
+    from headstart.engine.metrics import check_monitor
+    from headstart.tasks.classification.choices import resolve_choices
+    from headstart.tasks.classification.spec import SPEC
+
+    check_monitor(cfg.train.monitor, SPEC.metrics, task=SPEC.name)
+    cfg = resolve_choices(cfg, len(index.splits["train"]), device=dev.device)
+    if not cfg.resume:
+        run.write_config(cfg.to_yaml())
+    console.print(
+        f"model {model.name} ({_source_text(model.weights)}), input {model.pre.input_size}px {model.pre.interpolation}, "
+        f"strategy {cfg.train.strategy}, augment {cfg.augment.preset}, lr {cfg.train.lr:.2e}, device {dev.device}"
+    )
+    return cfg
+
+
+@dataclass
+class _Loaders:
+    make: Any
+    close: Any
+    eval_split: str
+
+
+def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
+    """One image cache shared by every split, warmed on a thread pool before the first epoch (and
+    before worker processes would each fill a copy of a memory cache)."""
+    from headstart.data.dataset import ImageCache, warm
+    from headstart.tasks.classification.loaders import make_loader_factory
+
+    eval_split = "test" if index.splits.get("test") else "val"
+    cache_dir = cfg.data.cache_dir or run.cache_dir
+    cache = ImageCache(cfg.data.cache, cache_dir if cfg.data.cache == "disk" else None, dataset_root=index.root)
+    make_loader, datasets, close = make_loader_factory(index, model.pre, cfg, cfg.augment.preset, cache, dev,
+                                                      eval_split=eval_split)
+    if cfg.data.cache != "none":
+        warm(list(datasets.values()), progress=verbose)
+    return _Loaders(make_loader, close, eval_split)
+
+
+def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _Loaders, console, verbose: bool,
+          callbacks: Sequence[Any]):
+    from headstart.engine.callbacks import EarlyStopping, ProgressBar
+    from headstart.engine.trainer import Trainer
+    from headstart.select.auto import probe_feature_cache
+    from headstart.tasks.classification.loss import balanced_class_weights
+    from headstart.tasks.classification.strategies import plan_stages
+    from headstart.tasks.classification.task import ClassificationTask
+
+    class_weights = None
+    if cfg.train.class_weights == "balanced":
+        class_weights = balanced_class_weights([s.label for s in index.splits["train"]], index.num_classes)
+    task = ClassificationTask(
+        model.module, num_classes=index.num_classes, make_loader=loaders.make, dev=dev, cfg=cfg.train,
+        class_weights=class_weights, feature_cache=probe_feature_cache(model.name, model.weights, model.pre, index),
+    )
+    trainer = Trainer(
+        task, plan_stages(cfg.train, cfg.train.strategy), cfg.train, dev=dev, task_name=task.name,
+        callbacks=[EarlyStopping(cfg.train.monitor, cfg.train.patience), ProgressBar(console, enabled=verbose),
+                   *callbacks],
+        checkpoint_dir=run.checkpoint_dir,
+    )
+    state = trainer.fit(resume=cfg.resume)
+    run.write_history(state.history)
+    return trainer, state
+
+
+def evaluate(cfg: FitConfig, index, trainer, dev, loaders: _Loaders, state, t_start: float):
+    """The test split (val when there is none), with the best weights."""
+    from headstart.tasks.classification.loss import logits_to_probs
+    from headstart.tasks.classification.metrics import classification_metrics
+    from headstart.tasks.classification.task import predict_logits
+
+    logits, labels = predict_logits(trainer.model, loaders.make(loaders.eval_split, seed=0), dev)
+    probs = logits_to_probs(logits, index.num_classes).numpy()
+    metrics = classification_metrics(labels.numpy(), probs, index.classes, top_k=cfg.train.top_k)
+    metrics.update(
+        {"task": "classify", "split": loaders.eval_split, "best_epoch": state.best_epoch,
+         "monitor": cfg.train.monitor, "best_monitor_value": state.best_value, "epochs_run": len(state.history),
+         "fit_seconds": round(time.perf_counter() - t_start, 2)}
+    )
+    return metrics, probs
+
+
+def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics, probs, state, console) -> FitResult:
+    import torch
+
+    from headstart import __version__
+    from headstart.predict import Predictor
+    from headstart.reporting.fit_hooks import report_after_fit, save_predictions
+    from headstart.tasks.classification.plots import plot_confusion_matrix, plot_learning_curves
+
+    eval_split = metrics["split"]
+    run.write_metrics(metrics)
+    save_predictions(run.path / "predictions.csv", index.splits[eval_split], probs, index.classes)
+    plot_learning_curves(state.history, run.plots_dir / "learning_curves.png")
+    plot_confusion_matrix(metrics["confusion_matrix"], index.classes, run.plots_dir / "confusion_matrix.png")
+
+    trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
+    run.save_model(
+        trainer.model.state_dict(),
+        task="classify",
+        architecture=model.name,
+        classes=index.classes,
+        num_outputs=model.num_outputs,
+        preprocessing=model.pre.to_dict(),
+        provenance=_provenance(__version__, cfg, index, model.weights),
+    )
+    console.print(
+        f"{eval_split}: accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}, "
+        f"macro F1 {metrics['macro_f1']:.4f} on {metrics['n_test']} images. Run folder: {run.path}"
+    )
+    predictor = Predictor(trainer.model, index.classes, model.pre)
+    report_after_fit(run.path, console)
+    return FitResult(run.path, cfg, state.history, metrics, list(index.classes), predictor, task="classify")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _source_text(weights) -> str:
+    if weights is None:
+        return "random init"
+    return f"weights from {weights.source}" + (f" {weights.sha256[:12]}" if weights.sha256 else "")
+
+
+def _provenance(version: str, cfg: FitConfig, index, weights) -> dict[str, Any]:
+    import timm
+    import torch
+    import torchvision
+
+    return {
+        "headstart_version": version,
+        "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
+        "timm_version": timm.__version__,
+        "python_version": platform.python_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": cfg.train.seed,
+        "dataset": {"root": str(index.root), "layout": index.layout, "fingerprint": index.fingerprint(),
+                    "sizes": {k: len(v) for k, v in index.splits.items()}},
+        "weights": None if weights is None else {
+            "source": weights.source, "path": str(weights.path) if weights.path else None, "sha256": weights.sha256,
+        },
+    }
