@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from headstart.errors import ConfigError, DataError
 from headstart.select.report import RankTable
+from headstart.select.runner import stratified_order  # re-exported: it lives with its user, the runner
 
 __all__ = ["rank", "RankTable", "parse_budget", "stratified_order", "default_rank_dir", "default_max_images"]
 
@@ -49,22 +50,6 @@ def default_max_images(num_classes: int) -> int:
     LogME and the probes are stable from about 10 images a class, and at 200 images rank cost
     4-5 % of fine-tuning the candidates in ``benchmarks/rank_quality.py`` (BENCHMARKS.md)."""
     return int(min(1000, max(200, 10 * num_classes)))
-
-
-def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
-    """An order of the samples whose every prefix is (close to) stratified: each class is shuffled
-    and its i-th image placed at (i + u) / count_c. Smaller budgets take a prefix of the same
-    order, so their features are a subset of a larger cached sample."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    keys = np.empty(len(labels))
-    for c in np.unique(labels):
-        where = np.flatnonzero(labels == c)
-        where = where[rng.permutation(len(where))]
-        keys[where] = (np.arange(len(where)) + rng.random(len(where))) / len(where)
-    return [int(i) for i in np.argsort(keys, kind="stable")]
 
 
 def _parse_list(name: str, value, convert) -> list | None:
