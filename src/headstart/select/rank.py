@@ -9,11 +9,11 @@ the estimators of :mod:`headstart.select.estimators`; then combine (:mod:`headst
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from headstart._duration import parse_duration
 from headstart.errors import ConfigError, DataError
 from headstart.select.report import RankTable
 from headstart.select.runner import stratified_order  # re-exported: it lives with its user, the runner
@@ -24,16 +24,11 @@ DEFAULT_ESTIMATORS = ("logme", "hscore", "nleep", "linear_probe", "knn")
 
 
 def parse_budget(value: Any) -> float:
-    """Seconds from ``90``, ``'90s'``, ``'10m'``, ``'1h'`` or ``'1.5h'``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value).lower())
-        if not m:
-            raise ConfigError(f"The 'budget' parameter must be a duration such as 90s, 10m or 1h. Got {value!r}.")
-        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"The 'budget' parameter must be a positive duration such as 90s, 10m or 1h. Got {value!r}.")
+    """Seconds from ``90``, ``'90s'``, ``'10m'``, ``'1h'``, ``'1h30m'``: the parser of ``tune --timeout``."""
+    seconds = parse_duration(value, param="budget")
+    if seconds is None:
+        raise ConfigError("The 'budget' parameter must be a duration like '90s', '20m', '1h' or '1h30m'"
+                          " (or a number of seconds). Got None.")
     return seconds
 
 
@@ -124,7 +119,7 @@ def rank(
 
     ``candidates``: timm names (list or comma-separated; default: the curated list for the
     device); ``image_sizes``: input sizes to try for each (default: each model's own); ``budget``:
-    wall-time budget (``90s``, ``10m``, ``1h``) that sets how many training images are used, at most
+    wall-time budget (``90s``, ``10m``, ``1h30m``) that sets how many training images are used, at most
     ``max_images`` (default: :func:`default_max_images`, 10 a class, 200 to 1000 -- the sample
     that kept rank under 5 % of the cost of fine-tuning in ``benchmarks/rank_quality.py``).
     Returns a :class:`RankTable` (best first) and writes ``rank.json``,
