@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from headstart._duration import parse_duration
 from headstart.errors import ConfigError, DataError
+from headstart.run_folder import default_run_dir
 from headstart.select.report import RankTable
 from headstart.select.runner import stratified_order  # re-exported: it lives with its user, the runner
 
@@ -34,10 +35,8 @@ def parse_budget(value: Any) -> float:
 
 def default_rank_dir(data_path: str | Path) -> Path:
     """``runs/<dataset name>-rank``: where ``headstart rank`` writes by default and where
-    ``fit --model auto`` looks for a ranking to reuse."""
-    p = Path(data_path)
-    stem = (p.stem if p.suffix.lower() == ".csv" else p.name) or "data"
-    return Path("runs") / f"{stem}-rank"
+    ``fit --model auto`` looks for a ranking to reuse (so the same folder every time)."""
+    return default_run_dir(data_path, suffix="-rank", unique=False)
 
 
 def default_max_images(num_classes: int) -> int:
