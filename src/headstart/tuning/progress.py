@@ -14,12 +14,18 @@ import time
 
 from headstart._duration import format_duration, parse_duration  # re-exported: tune's names for them
 
-__all__ = ["now", "parse_duration", "format_duration", "Progress", "trial_counts", "FINISHED", "is_interrupted", "requeued_numbers"]
+__all__ = ["now", "parse_duration", "format_duration", "format_params", "Progress", "trial_counts", "FINISHED",
+           "is_interrupted", "requeued_numbers"]
 
 
 def now() -> float:
     """Seconds since the epoch: the clock that study deadlines are compared with."""
     return time.time()
+
+
+def format_params(params) -> str:
+    """``lr=0.000123 epochs=5 augment=medium``: a trial's params in brief (floats to 3 digits)."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def requeued_numbers(trials) -> set[int]:
@@ -53,7 +59,11 @@ def trial_counts(trials) -> dict[str, int]:
 
 
 class Progress:
-    """Prints a line for each trial that finished since the last call to :meth:`update`."""
+    """Prints a line for each trial that finished since the last call to :meth:`update`: number,
+    state, value, duration, params, then the counts, the best so far and the time left.
+
+    One plain line per trial (never wrapped, no markup), written and flushed as the trial finishes,
+    so a log (stderr not a terminal) follows the study as a terminal does."""
 
     def __init__(self, console, metric: str, *, budget: int | None, deadline: float | None, workers: int = 1):
         self.console = console
@@ -109,7 +119,8 @@ class Progress:
             else:
                 what = str(t.user_attrs.get("fail_reason", "see the log"))[:100]
             secs = t.duration.total_seconds() if t.duration is not None else float("nan")
+            params = f" | {format_params(t.params)}" if t.params else ""
             self.console.print(
-                f"trial {t.number:>3} {state:<8} {what} ({format_duration(secs)}) | {summary}",
-                highlight=False, markup=False, soft_wrap=True,
+                f"trial {t.number:>3} {state:<8} {what} ({format_duration(secs)}){params} | {summary}",
+                highlight=False, markup=False, emoji=False, soft_wrap=True,
             )
