@@ -137,6 +137,12 @@ def test_rank_command_accepts_a_compound_budget(tmp_path, monkeypatch, capsys):
     assert "headstart rank: error: The 'budget' parameter must be a duration like '90s'" in capsys.readouterr().err
 
 
+def test_select_package_names_load_lazily():
+    code = "import headstart.select as s; print(s.parse_budget('1h30m'), s.RankTable.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["5400.0", "RankTable"], out.stderr[-500:]
+
+
 def test_stratified_order_prefixes_are_balanced_and_seeded():
     labels = [0] * 40 + [1] * 20
     order = stratified_order(labels, seed=1)
