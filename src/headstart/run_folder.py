@@ -19,25 +19,39 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from headstart._io import atomic_write, atomic_write_json, atomic_write_text
 from headstart.errors import RunFolderError
 
-__all__ = ["RunFolder", "default_run_dir"]
+__all__ = ["RunFolder", "default_run_dir", "dataset_name"]
 
 MODEL_FILES = ("model.safetensors", "model.json", "labels.json", "preprocessing.json")
 
 
-def default_run_dir(data_path: Path | None, root: Path = Path("runs")) -> Path:
-    """``runs/<dataset name>``, or ``runs/<name>-2``, ``-3``... when that already holds a run."""
-    stem = (data_path.stem if data_path and data_path.suffix.lower() == ".csv" else (data_path.name if data_path else "")) or "run"
-    candidate = root / stem
-    n = 2
-    while candidate.exists() and any(candidate.iterdir()):
-        candidate = root / f"{stem}-{n}"
-        n += 1
+def dataset_name(data_path: str | os.PathLike | None) -> str:
+    """The name a dataset's folders are called by: a CSV's stem, a folder's name, else ``run``."""
+    if data_path is None:
+        return "run"
+    p = Path(data_path)
+    return (p.stem if p.suffix.lower() == ".csv" else p.name) or "run"
+
+
+def default_run_dir(data_path: str | os.PathLike | None, *, prefix: str = "", suffix: str = "",
+                    root: Path = Path("runs"), unique: bool = True) -> Path:
+    """``root/<prefix><dataset name><suffix>``: where a command writes unless told (see
+    :func:`dataset_name`). With ``unique``, a folder that already holds something gives way to
+    ``...-2``, ``-3``...; without, the same folder every time (a rank table that others reuse).
+
+    ``headstart fit``: ``runs/<name>``; ``headstart tune``: ``runs/tune-<name>``; ``headstart
+    rank``: ``runs/<name>-rank`` (not unique).
+    """
+    base = f"{prefix}{dataset_name(data_path)}{suffix}"
+    candidate, n = Path(root) / base, 2
+    while unique and candidate.exists() and any(candidate.iterdir()):
+        candidate, n = Path(root) / f"{base}-{n}", n + 1
     return candidate
 
 

@@ -153,6 +153,29 @@ def test_loader_deterministic_per_seed_and_epoch(samples):
     assert not _same(first, _epoch(ds, 1, 3, collate_fn=collate))
 
 
+def test_seeding_torch_alone_replays_an_epoch_as_the_trainer_does(samples):
+    """The module docstring's contract as the trainer uses it (it does not call seed_epoch): seed
+    torch's global RNG, ask for the loader with the same seed; numpy's and Python's RNGs do not matter."""
+    import random
+
+    import numpy as np
+
+    aug = AugmentConfig()
+    ds = ImageDataset(samples, PRE, build_train_transform(PRE, aug, "strong"), ImageCache("memory"))
+    collate = build_mix_collate(aug, 2, "strong")
+
+    def epoch(seed):
+        torch.manual_seed(seed)
+        return [(x.clone(), y.clone()) for x, y in create_loader(ds, 4, shuffle=True, seed=seed, collate_fn=collate)]
+
+    first = epoch(12345)
+    np.random.seed(1)  # the other global RNGs moved on in between
+    random.seed(2)
+    torch.rand(3)
+    assert _same(first, epoch(12345))
+    assert not _same(first, epoch(12346))
+
+
 def test_loader_deterministic_with_workers(samples):
     ds = ImageDataset(samples, PRE, build_train_transform(PRE, AugmentConfig(), "medium"), ImageCache("none"))
     first = _epoch(ds, 0, 1, num_workers=2)

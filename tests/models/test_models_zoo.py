@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from headstart.errors import ConfigError
+from headstart.models import choice as auto_choice
 from headstart.models import zoo
 from headstart.models.sources import KNOWN_SOURCES
 
@@ -57,38 +58,38 @@ def _fake_store_file(root, model):
 
 
 def test_auto_model_without_offline_weights_keeps_the_ideal_pick(store_root):
-    choice = zoo.choose_model(100, "cpu", store_root)
+    choice = auto_choice.choose_model(100, "cpu", store_root)
     assert choice.name == "tf_efficientnet_lite2" and not choice.offline
     assert "headstart weights fetch" in choice.reason
-    assert zoo.auto_model(10_000, "cpu", store_root) == "tf_efficientnet_lite0"
-    assert zoo.auto_model(100, "cuda", store_root) == "convnext_tiny"
-    assert zoo.auto_model(100_000, "cuda:1", store_root) == "convnext_small"
+    assert auto_choice.auto_model(10_000, "cpu", store_root) == "tf_efficientnet_lite0"
+    assert auto_choice.auto_model(100, "cuda", store_root) == "convnext_tiny"
+    assert auto_choice.auto_model(100_000, "cuda:1", store_root) == "convnext_small"
 
 
 def test_auto_model_prefers_offline_weights(store_root):
     _fake_store_file(store_root, "tf_efficientnet_lite0")
-    choice = zoo.choose_model(100, "cpu", store_root)
+    choice = auto_choice.choose_model(100, "cpu", store_root)
     assert choice.name == "tf_efficientnet_lite0" and choice.offline
     assert "would be tf_efficientnet_lite2" in choice.reason
     # on a GPU with only CPU-sized weights offline, use them rather than fail later
-    assert zoo.auto_model(100, "cuda", store_root) == "tf_efficientnet_lite0"
+    assert auto_choice.auto_model(100, "cuda", store_root) == "tf_efficientnet_lite0"
     _fake_store_file(store_root, "tf_efficientnet_lite2")
-    assert zoo.choose_model(100, "cpu", store_root).reason.endswith("weights found offline.")
+    assert auto_choice.choose_model(100, "cpu", store_root).reason.endswith("weights found offline.")
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", ""])
 def test_auto_model_rejects_bad_device(device, store_root):
     with pytest.raises(ConfigError, match="'device' parameter must be"):
-        zoo.auto_model(10, device, store_root)
+        auto_choice.auto_model(10, device, store_root)
 
 
 def test_auto_model_rejects_bad_n_train(store_root):
     with pytest.raises(ConfigError, match="'n_train' parameter"):
-        zoo.auto_model(-1, "cpu", store_root)
+        auto_choice.auto_model(-1, "cpu", store_root)
 
 
 def test_importing_the_package_does_not_import_torch():
-    code = ("import sys, headstart.models, headstart.models.zoo, headstart.models.store,"
+    code = ("import sys, headstart.models, headstart.models.zoo, headstart.models.choice, headstart.models.store,"
             " headstart.models.sources; print('torch' in sys.modules, 'timm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -100,6 +100,49 @@ def test_parse_budget_errors(bad):
         parse_budget(bad)
 
 
+_DURATION_MESSAGE = r"parameter must be a duration like '90s', '20m', '1h' or '1h30m' \(or a number of seconds\)\."
+
+
+def test_budget_reads_durations_as_tune_timeout_does():
+    from headstart.tuning.progress import parse_duration
+
+    assert parse_budget("1h30m") == parse_duration("1h30m") == 5400
+    for text in ("90s", "2m30s", "1.5h", "45", 12.5):
+        assert parse_budget(text) == parse_duration(text)
+    with pytest.raises(ConfigError, match=r"The 'budget' " + _DURATION_MESSAGE + r" Got '1h30x'\."):
+        parse_budget("1h30x")
+    with pytest.raises(ConfigError, match=r"The 'timeout' " + _DURATION_MESSAGE + r" Got '1h30x'\."):
+        parse_duration("1h30x")
+
+
+def test_rank_command_accepts_a_compound_budget(tmp_path, monkeypatch, capsys):
+    """`headstart rank --budget 1h30m` reaches the runner with 5400 s; a bad one exits 2 with tune's message."""
+    from headstart import cli
+    from headstart.select import runner
+
+    seen = {}
+
+    def fake_run_candidates(index, pairs, *, budget_s, **kwargs):
+        seen["budget_s"] = budget_s
+        return [], [], {"n_images": 0}
+
+    monkeypatch.setattr(runner, "run_candidates", fake_run_candidates)
+    folder = write_synthetic_folder(tmp_path / "data", {"a": 6, "b": 6}, size=16)
+    args = ["rank", str(folder), "--candidates", "test_resnet", "--device", "cpu", "--out", str(tmp_path / "out"),
+            "--quiet"]
+    cli.main([*args, "--budget", "1h30m"])
+    assert seen == {"budget_s": 5400}
+    capsys.readouterr()
+    assert cli.main([*args, "--budget", "1h30x"]) == 2
+    assert "headstart rank: error: The 'budget' parameter must be a duration like '90s'" in capsys.readouterr().err
+
+
+def test_select_package_names_load_lazily():
+    code = "import headstart.select as s; print(s.parse_budget('1h30m'), s.RankTable.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["5400.0", "RankTable"], out.stderr[-500:]
+
+
 def test_stratified_order_prefixes_are_balanced_and_seeded():
     labels = [0] * 40 + [1] * 20
     order = stratified_order(labels, seed=1)

@@ -14,9 +14,12 @@ so everything random in an epoch is a pure function of ``(seed, epoch)``:
   generator (and :func:`_seed_worker` seeds ``random``/``numpy`` from it), so augmentations are
   deterministic too, whichever worker handles which batch;
 * with ``num_workers == 0`` the augmentations (and mixup/cutmix in the collate function) draw from
-  torch's *global* RNG in the main process. **The trainer must call** :func:`seed_epoch` ``(seed,
-  epoch)`` at the start of every epoch, before iterating the loader; the model's own randomness
-  (dropout, drop-path) then follows deterministically as well.
+  torch's *global* RNG in the main process, so whoever iterates the loader seeds that RNG first,
+  every epoch. The trainer does it itself: at the start of each epoch it seeds torch's global RNG
+  with a seed of (run seed, stage, epoch) and asks for that epoch's loader with the same seed; the
+  model's own randomness (dropout, drop-path) then follows deterministically as well. Code that
+  drives these loaders by hand (tests, scripts) can call :func:`seed_epoch` ``(seed, epoch)``, which
+  seeds torch's, numpy's and Python's RNGs, before iterating.
 
 :func:`create_loader` makes one DataLoader per epoch. A run with workers uses
 :class:`headstart.data.persistent.PersistentLoader` for the loaders of every epoch instead: the
@@ -236,8 +239,10 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
 def seed_epoch(seed: int, epoch: int) -> int:
     """Seed torch's, numpy's and Python's global RNGs for ``epoch``; returns the seed used.
 
-    Call at the start of each epoch: with ``num_workers == 0`` the augmentations run in the main
-    process on the global RNG, and this makes them (and mixup/cutmix) a function of (seed, epoch).
+    For code that iterates loaders of :func:`create_loader` itself: called at the start of each
+    epoch, it makes the augmentations of a ``num_workers == 0`` loader (and mixup/cutmix), which run
+    in the main process on the global RNG, a function of (seed, epoch). The trainer does not call
+    it: it seeds torch's global RNG with its own per-(stage, epoch) seed.
     """
     value = epoch_seed(seed, epoch, stream=1)
     seed_all(value)
@@ -293,8 +298,8 @@ def create_loader(
     drop_last: bool = False,
 ) -> DataLoader:
     """A DataLoader whose order (and, with workers, augmentation) is a pure function of
-    ``(seed, epoch)``. Create one per epoch. With ``num_workers == 0`` also call
-    :func:`seed_epoch` before iterating (see the module docstring)."""
+    ``(seed, epoch)``. Create one per epoch. With ``num_workers == 0`` also seed torch's global RNG
+    before iterating, as the trainer does, or call :func:`seed_epoch` (see the module docstring)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"The 'batch_size' parameter must be an int in [1, inf). Got {batch_size!r}.")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:

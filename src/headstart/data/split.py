@@ -13,12 +13,10 @@ import os
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from headstart.data.samples import DatasetIndex, Sample
 from headstart.errors import DataError, DatasetNotFoundError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from headstart.data.index import DatasetIndex
 
 __all__ = ["stratified_split", "save_split", "load_split", "SPLIT_FORMAT_VERSION"]
 
@@ -138,7 +136,7 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()  # a CSV may point outside its root: keep the absolute path
 
 
-def save_split(index: "DatasetIndex", path: str | Path) -> Path:
+def save_split(index: DatasetIndex, path: str | Path) -> Path:
     """Write ``index``'s split to ``path`` (``split.json``), atomically.
 
     Paths are stored relative to the dataset root, so a dataset folder that moved can be used with
@@ -170,7 +168,7 @@ def save_split(index: "DatasetIndex", path: str | Path) -> Path:
     return path
 
 
-def load_split(path: str | Path, root: str | Path | None = None) -> "DatasetIndex":
+def load_split(path: str | Path, root: str | Path | None = None) -> DatasetIndex:
     """Rebuild the :class:`~headstart.data.index.DatasetIndex` saved by :func:`save_split`.
 
     ``root`` overrides the stored dataset root (the dataset moved). Raises
@@ -178,8 +176,6 @@ def load_split(path: str | Path, root: str | Path | None = None) -> "DatasetInde
     the split no longer exist, and :class:`~headstart.errors.DataError` for a malformed file. The
     images are not re-validated here; :func:`~headstart.data.index.load_dataset` does that.
     """
-    from headstart.data.index import DatasetIndex, Sample
-
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(

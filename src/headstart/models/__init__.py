@@ -14,9 +14,10 @@ _LAZY = {
     "GPU_CANDIDATES": "headstart.models.zoo",
     "candidates": "headstart.models.zoo",
     "check_model_name": "headstart.models.zoo",
-    "AutoChoice": "headstart.models.zoo",
-    "choose_model": "headstart.models.zoo",
-    "auto_model": "headstart.models.zoo",
+    # the model: auto rule
+    "AutoChoice": "headstart.models.choice",
+    "choose_model": "headstart.models.choice",
+    "auto_model": "headstart.models.choice",
     # store
     "weights_dir": "headstart.models.store",
     "load_state_dict_file": "headstart.models.store",

@@ -19,7 +19,9 @@ __all__ = ["rank", "RankTable", "parse_budget"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from headstart.select import rank as _rank
+        # not `from headstart.select import rank`: that looks up the name `rank` here first, which
+        # calls this function again (endlessly) while the submodule is not imported yet
+        import importlib
 
-        return getattr(_rank, name)
+        return getattr(importlib.import_module("headstart.select.rank"), name)
     raise AttributeError(f"module 'headstart.select' has no attribute {name!r}")

@@ -38,10 +38,11 @@ def choose_by_rank(cfg, index, dev, run_dir: Path, verbose: bool) -> tuple[str, 
     2. Else, when at least 2 curated candidates have offline weights: a quick ranking of them
        (budget :data:`QUICK_BUDGET`, written to ``<run>/rank``); its features stay in the cache
        for the linear probe.
-    3. Else the rule of :func:`headstart.models.zoo.choose_model`.
+    3. Else the rule of :func:`headstart.models.choice.choose_model`.
     """
+    from headstart.models.choice import choose_model
     from headstart.models.resolve import has_offline_weights
-    from headstart.models.zoo import candidates, choose_model
+    from headstart.models.zoo import candidates
 
     saved = _saved_ranking(cfg, index)
     if saved is not None:

@@ -9,13 +9,15 @@ the estimators of :mod:`headstart.select.estimators`; then combine (:mod:`headst
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from headstart._duration import parse_duration
 from headstart.errors import ConfigError, DataError
+from headstart.run_folder import default_run_dir
 from headstart.select.report import RankTable
+from headstart.select.runner import stratified_order  # re-exported: it lives with its user, the runner
 
 __all__ = ["rank", "RankTable", "parse_budget", "stratified_order", "default_rank_dir", "default_max_images"]
 
@@ -23,25 +25,18 @@ DEFAULT_ESTIMATORS = ("logme", "hscore", "nleep", "linear_probe", "knn")
 
 
 def parse_budget(value: Any) -> float:
-    """Seconds from ``90``, ``'90s'``, ``'10m'``, ``'1h'`` or ``'1.5h'``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value).lower())
-        if not m:
-            raise ConfigError(f"The 'budget' parameter must be a duration such as 90s, 10m or 1h. Got {value!r}.")
-        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"The 'budget' parameter must be a positive duration such as 90s, 10m or 1h. Got {value!r}.")
+    """Seconds from ``90``, ``'90s'``, ``'10m'``, ``'1h'``, ``'1h30m'``: the parser of ``tune --timeout``."""
+    seconds = parse_duration(value, param="budget")
+    if seconds is None:
+        raise ConfigError("The 'budget' parameter must be a duration like '90s', '20m', '1h' or '1h30m'"
+                          " (or a number of seconds). Got None.")
     return seconds
 
 
 def default_rank_dir(data_path: str | Path) -> Path:
     """``runs/<dataset name>-rank``: where ``headstart rank`` writes by default and where
-    ``fit --model auto`` looks for a ranking to reuse."""
-    p = Path(data_path)
-    stem = (p.stem if p.suffix.lower() == ".csv" else p.name) or "data"
-    return Path("runs") / f"{stem}-rank"
+    ``fit --model auto`` looks for a ranking to reuse (so the same folder every time)."""
+    return default_run_dir(data_path, suffix="-rank", unique=False)
 
 
 def default_max_images(num_classes: int) -> int:
@@ -49,22 +44,6 @@ def default_max_images(num_classes: int) -> int:
     LogME and the probes are stable from about 10 images a class, and at 200 images rank cost
     4-5 % of fine-tuning the candidates in ``benchmarks/rank_quality.py`` (BENCHMARKS.md)."""
     return int(min(1000, max(200, 10 * num_classes)))
-
-
-def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
-    """An order of the samples whose every prefix is (close to) stratified: each class is shuffled
-    and its i-th image placed at (i + u) / count_c. Smaller budgets take a prefix of the same
-    order, so their features are a subset of a larger cached sample."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    keys = np.empty(len(labels))
-    for c in np.unique(labels):
-        where = np.flatnonzero(labels == c)
-        where = where[rng.permutation(len(where))]
-        keys[where] = (np.arange(len(where)) + rng.random(len(where))) / len(where)
-    return [int(i) for i in np.argsort(keys, kind="stable")]
 
 
 def _parse_list(name: str, value, convert) -> list | None:
@@ -139,7 +118,7 @@ def rank(
 
     ``candidates``: timm names (list or comma-separated; default: the curated list for the
     device); ``image_sizes``: input sizes to try for each (default: each model's own); ``budget``:
-    wall-time budget (``90s``, ``10m``, ``1h``) that sets how many training images are used, at most
+    wall-time budget (``90s``, ``10m``, ``1h30m``) that sets how many training images are used, at most
     ``max_images`` (default: :func:`default_max_images`, 10 a class, 200 to 1000 -- the sample
     that kept rank under 5 % of the cost of fine-tuning in ``benchmarks/rank_quality.py``).
     Returns a :class:`RankTable` (best first) and writes ``rank.json``,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from headstart.errors import ConfigError, WeightsMismatchError, WeightsNotFoundError
 
-__all__ = ["run_candidates", "min_images"]
+__all__ = ["run_candidates", "min_images", "stratified_order"]
 
 # Measured on the 2-core CPU (session 3: 9 candidates, 200 digits, 32-128 px): each candidate took
 # 0.26-1.05 s beyond its forward passes at the measured images/s (all five estimators, loader, first
@@ -21,6 +21,22 @@ def min_images(n_train: int, num_classes: int) -> int:
     """The smallest sample worth scoring: 5 images per class (cross-validation needs >= 2 per
     class and fold), at least 20, at most the whole training split."""
     return min(n_train, max(20, 5 * num_classes))
+
+
+def stratified_order(labels: Sequence[int], seed: int) -> list[int]:
+    """An order of the samples whose every prefix is (close to) stratified: each class is shuffled
+    and its i-th image placed at (i + u) / count_c. Smaller budgets take a prefix of the same
+    order, so their features are a subset of a larger cached sample."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    keys = np.empty(len(labels))
+    for c in np.unique(labels):
+        where = np.flatnonzero(labels == c)
+        where = where[rng.permutation(len(where))]
+        keys[where] = (np.arange(len(where)) + rng.random(len(where))) / len(where)
+    return [int(i) for i in np.argsort(keys, kind="stable")]
 
 
 def _hint(name: str) -> str:
@@ -93,7 +109,6 @@ def run_candidates(index, pairs, *, estimators, budget_s, t_start, max_images, b
     from headstart.data.transforms import Preprocessing, build_eval_transform
     from headstart.select.estimators import score_all
     from headstart.select.feature_cache import FeatureCache
-    from headstart.select.rank import stratified_order
     from headstart.tasks.classification.features import extract_features
 
     skipped: list[dict[str, Any]] = []

@@ -1,25 +1,21 @@
 """Budgets and the progress display of a study.
 
 ``now`` is the one clock of study deadlines (the worker loop, the trials' epoch-end check and the
-time left all read it, so tests can move time without sleeping). ``parse_duration`` reads ``90s``, ``20m``, ``1h30m`` or a number of seconds. :class:`Progress`
-prints one line per finished trial (state, value, duration), then the counts done / pruned /
-failed, the best so far and the time left; it reads the storage, so the parent of several worker
-processes shows the trials of all of them.
+time left all read it, so tests can move time without sleeping). ``parse_duration`` (from
+:mod:`headstart._duration`, shared with ``headstart rank``) reads ``90s``, ``20m``, ``1h30m`` or a
+number of seconds. :class:`Progress` prints one line per finished trial (state, value, duration),
+then the counts done / pruned / failed, the best so far and the time left; it reads the storage, so
+the parent of several worker processes shows the trials of all of them.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
-from typing import Any
 
-from headstart.errors import ConfigError
+from headstart._duration import format_duration, parse_duration  # re-exported: tune's names for them
 
-__all__ = ["now", "parse_duration", "format_duration", "Progress", "trial_counts", "FINISHED", "is_interrupted", "requeued_numbers"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+__all__ = ["now", "parse_duration", "format_duration", "format_params", "Progress", "trial_counts", "FINISHED",
+           "is_interrupted", "requeued_numbers"]
 
 
 def now() -> float:
@@ -27,38 +23,9 @@ def now() -> float:
     return time.time()
 
 
-def parse_duration(value: Any, param: str = "timeout") -> float | None:
-    """Seconds in ``value``: a number (seconds) or text like ``90s``, ``20m``, ``1h``, ``1h30m``."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value).strip().replace(" ", "")
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = _DURATION.findall(text)
-            if not parts or "".join(n + u for n, u in parts).lower() != text.lower():
-                raise ConfigError(
-                    f"The {param!r} parameter must be a duration like '90s', '20m', '1h' or '1h30m' "
-                    f"(or a number of seconds). Got {value!r}."
-                ) from None
-            seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise ConfigError(f"The {param!r} parameter must be a positive duration. Got {value!r}.")
-    return seconds
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+def format_params(params) -> str:
+    """``lr=0.000123 epochs=5 augment=medium``: a trial's params in brief (floats to 3 digits)."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def requeued_numbers(trials) -> set[int]:
@@ -92,7 +59,11 @@ def trial_counts(trials) -> dict[str, int]:
 
 
 class Progress:
-    """Prints a line for each trial that finished since the last call to :meth:`update`."""
+    """Prints a line for each trial that finished since the last call to :meth:`update`: number,
+    state, value, duration, params, then the counts, the best so far and the time left.
+
+    One plain line per trial (never wrapped, no markup), written and flushed as the trial finishes,
+    so a log (stderr not a terminal) follows the study as a terminal does."""
 
     def __init__(self, console, metric: str, *, budget: int | None, deadline: float | None, workers: int = 1):
         self.console = console
@@ -148,7 +119,8 @@ class Progress:
             else:
                 what = str(t.user_attrs.get("fail_reason", "see the log"))[:100]
             secs = t.duration.total_seconds() if t.duration is not None else float("nan")
+            params = f" | {format_params(t.params)}" if t.params else ""
             self.console.print(
-                f"trial {t.number:>3} {state:<8} {what} ({format_duration(secs)}) | {summary}",
-                highlight=False, markup=False, soft_wrap=True,
+                f"trial {t.number:>3} {state:<8} {what} ({format_duration(secs)}){params} | {summary}",
+                highlight=False, markup=False, emoji=False, soft_wrap=True,
             )

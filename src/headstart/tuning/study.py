@@ -48,11 +48,10 @@ __all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study", 
 
 
 def _default_dir(data_path: Path) -> Path:
-    name = (data_path.stem if data_path.suffix.lower() == ".csv" else data_path.name) or "run"
-    candidate, n = Path("runs") / f"tune-{name}", 2
-    while candidate.exists() and any(candidate.iterdir()):
-        candidate, n = Path("runs") / f"tune-{name}-{n}", n + 1
-    return candidate
+    """``runs/tune-<dataset name>``, numbered when it already holds something."""
+    from headstart.run_folder import default_run_dir
+
+    return default_run_dir(data_path, prefix="tune-")
 
 
 def _claimed(study) -> int:
