@@ -6,8 +6,7 @@ The public API is imported lazily so that ``import headstart`` stays fast (no to
 from __future__ import annotations
 
 from headstart._lazy import attach
-
-__version__ = "0.1.0"
+from headstart._version import __version__ as __version__
 
 # public name -> module that defines it. The subpackages have other names (diagnose, reporting,
 # tuning) than the functions they provide, so importing a subpackage never shadows a function.

@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from headstart import __version__
+    from headstart._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="headstart", description="Transfer learning on images that works the first time."

@@ -33,7 +33,7 @@ class InvalidModelError(HeadstartError, ValueError):
 
 def build_metadata(run, *, fmt: str) -> dict[str, Any]:
     """The metadata record of an export of the :class:`~headstart.run_folder.RunFolder` ``run``."""
-    from headstart import __version__
+    from headstart._version import __version__
     from headstart.data.transforms import Preprocessing
 
     model = run.read_json("model/model.json")

@@ -200,7 +200,7 @@ def tune(
 
 def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner, metric, storage, study, out,
                grid_points, flat, console) -> tuple[Path, dict[str, Any]]:
-    from headstart import __version__
+    from headstart._version import __version__
     from headstart.config import build_config
     from headstart.data.index import load_dataset
 

@@ -175,7 +175,7 @@ def evaluate(cfg: FitConfig, index, trainer, dev, loaders: _Loaders, state, t_st
 def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics, probs, state, console) -> FitResult:
     import torch
 
-    from headstart import __version__
+    from headstart._version import __version__
     from headstart.predict import Predictor
     from headstart.reporting.fit_hooks import report_after_fit, save_predictions
     from headstart.tasks.classification.plots import plot_confusion_matrix, plot_learning_curves
