@@ -1,16 +1,18 @@
 """The CLI flags, FLAT_KEYS and the README's CLI reference all come from (or are checked against) the
-config fields, so they cannot drift apart."""
+config fields, so they cannot drift apart; `--resume` names the arguments it would ignore."""
 
 import argparse
 import re
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from headstart.commands import fit as fit_command
 from headstart.commands import tune as tune_command
 from headstart.config import FLAT_KEYS, FLAT_PARAMS, FitConfig, build_config
-from headstart.config_flags import CONFIG_FLAGS, flat_from_args
+from headstart.config_flags import CONFIG_FLAGS, check_resume_arguments, flat_from_args
+from headstart.errors import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # not config fields: `headstart fit`'s own options
@@ -120,3 +122,69 @@ def test_tune_reuses_the_config_flags_but_out_and_resume():
     assert flat_from_args(args, tune_command.BASE_FLAGS) == {"lr": 0.1, "pretrained": False}
     assert (args.out, args.resume) == ("study", "x")
 
+
+def test_tune_resume_names_the_arguments_it_would_ignore():
+    parser = _parser(tune_command)
+    args = parser.parse_args(["--resume", "runs/s", "--trials", "9", "--workers", "2"])
+    tune_command.check_resume(args, None, [], {})  # what a resumed study uses
+    args = parser.parse_args(["--resume", "runs/s", "--sampler", "random", "--lr", "0.1"])
+    with pytest.raises(ConfigError, match=r"^--resume continues the study in 'runs/s' with its saved settings "
+                       r"\(tune.json\), so these arguments would be ignored: the dataset 'imgs', --sampler random, "
+                       r"--lr 0.1, train.epochs=3. Drop them"):
+        tune_command.check_resume(args, "imgs", ["train.epochs=3"], {"lr": 0.1})
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A run folder's config.yaml, as fit writes it (every 'auto' resolved)."""
+    cfg = build_config(tmp_path / "imgs", model="test_resnet", strategy="full", lr=2e-4, epochs=8, image_size=32,
+                       num_workers=0, augment="light", out=tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / "config.yaml"
+    path.write_text(cfg.to_yaml())
+    return path
+
+
+def test_resume_alone_or_with_out_passes(saved):
+    check_resume_arguments({"resume": True, "out": saved.parent}, saved=saved)
+    check_resume_arguments({"resume": True, "out": saved.parent, "lr": None})  # None: not given
+    check_resume_arguments({"lr": 0.1, "epochs": 3}, ["train.seed=1"], "x.yaml", data="d")  # no resume: no check
+
+
+def test_resume_names_every_argument_it_would_ignore(saved):
+    out = str(saved.parent)
+    with pytest.raises(ConfigError, match=(
+        rf"^The 'resume' parameter continues the run in '{re.escape(out)}' with its saved config.yaml, so these "
+        r"arguments would be ignored: data='other', lr=0.1, pretrained=False, 'train.seed=3'. Drop them, or start "
+        r"a new run with a different 'out'.$"
+    )):
+        check_resume_arguments({"resume": True, "out": out, "lr": 0.1, "pretrained": False}, ["train.seed=3"],
+                               data="other", saved=saved)
+    with pytest.raises(ConfigError, match=(
+        r"^--resume continues the run in .* so these arguments would be ignored: the dataset 'other', --config "
+        r"c.yaml, --lr 0.1, --no-pretrained, --strict, --tune 15m, train.seed=3. Drop them, or start a new run "
+        r"with a different --out.$"
+    )):
+        check_resume_arguments({"resume": True, "out": out, "lr": 0.1, "pretrained": False, "strict": True,
+                                "tune": "15m"}, ["train.seed=3"], "c.yaml", data="other", saved=saved, cli=True)
+
+
+def test_resume_accepts_arguments_equal_to_the_saved_config(saved):
+    run = saved.parent
+    flat = {"resume": True, "out": run, "model": "test_resnet", "epochs": 8, "lr": 2e-4, "image_size": 32,
+            "pretrained": True, "strict": False}
+    check_resume_arguments(flat, ["train.epochs=8", "augment.preset=light"], saved, data=run.parent / "imgs",
+                           saved=saved)
+    check_resume_arguments(flat, config=build_config(config=saved), saved=build_config(config=saved))
+    # 'auto' was resolved when the run started: continuing keeps what it resolved to, so say so
+    with pytest.raises(ConfigError, match=r"would be ignored: --model auto, --epochs 9\. "):
+        check_resume_arguments({**flat, "model": "auto", "epochs": 9}, saved=saved, cli=True)
+    with pytest.raises(ConfigError, match=r"would be ignored: 'train.epochs=nine'\. "):  # invalid: not kept either
+        check_resume_arguments(flat, ["train.epochs=nine"], saved=saved)
+
+
+def test_resume_without_the_saved_config_names_everything_given():
+    with pytest.raises(ConfigError, match=r"continues the run in 'runs/x' .* ignored: data='imgs', epochs=8\. "):
+        check_resume_arguments({"resume": True, "out": "runs/x", "epochs": 8}, data="imgs")
+    with pytest.raises(ConfigError, match=r"^--resume continues the run in --out with"):
+        check_resume_arguments({"resume": True, "epochs": 8}, cli=True)

@@ -2,7 +2,7 @@
 
 The CLI flags are derived from the fields of :mod:`headstart.config` that declare one (``_cli``), so
 the flag list, the help text (the field's docstring and default), ``FLAT_KEYS`` and the models
-cannot drift apart.
+cannot drift apart. :func:`check_resume_arguments` names the arguments that resume would ignore.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from headstart.config import FLAT_PARAMS, FitConfig, FlatParam, parse_scalar
+from headstart.config import FLAT_KEYS, FLAT_PARAMS, FitConfig, FlatParam, build_config, parse_scalar
+from headstart.errors import ConfigError
 
-__all__ = ["ConfigFlag", "CONFIG_FLAGS", "add_config_flags", "flat_from_args"]
+__all__ = ["ConfigFlag", "CONFIG_FLAGS", "add_config_flags", "flat_from_args", "RESUME_KEEPS",
+           "check_resume_arguments"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,71 @@ def flat_from_args(args: argparse.Namespace, flags: Mapping[str, ConfigFlag]) ->
             flat[spec.flat] = parse_scalar(value) if spec.action == "store" and not spec.text else value
     return flat
 
+
+# Flat parameters that resume uses itself; with resume every other config argument would be ignored.
+RESUME_KEEPS = ("out", "resume")
+
+
+def check_resume_arguments(
+    flat: Mapping[str, Any],
+    overrides: Sequence[str] = (),
+    config: str | Path | Mapping[str, Any] | FitConfig | None = None,
+    *,
+    data: str | Path | None = None,
+    saved: str | Path | Mapping[str, Any] | FitConfig | None = None,
+    cli: bool = False,
+) -> None:
+    """With ``flat['resume']``, raise a ConfigError naming the arguments that resume would ignore.
+
+    Resume continues a run with the config.yaml saved in its folder (``saved``: that file, or its
+    config), so ``data``, ``config``, ``overrides`` and every flat parameter but ``out`` are ignored.
+    One that leaves the saved config as it is (the run's own dataset, a flag repeating the saved
+    value) passes; without ``saved`` every one given counts. ``cli`` names them as `headstart fit`
+    arguments (``--lr 0.1``) instead of Python ones (``lr=0.1``).
+    """
+    if not flat.get("resume"):
+        return
+    base = None if saved is None else build_config(config=saved)
+    ignored = []
+    if data is not None and (base is None or not _same_path(data, base.data.path)):
+        ignored.append(f"the dataset {str(data)!r}" if cli else f"data={str(data)!r}")
+    if config is not None and not _keeps(base, replace=config):
+        shown = str(config) if isinstance(config, (str, Path)) else f"<{type(config).__name__}>"
+        ignored.append(f"--config {shown}" if cli else f"config={shown!r}")
+    for key, value in flat.items():
+        if key in RESUME_KEEPS or value is None or (key in FLAT_KEYS and _keeps(base, **{key: value})):
+            continue
+        param = FLAT_PARAMS.get(key)
+        flag = param.flag if param is not None and param.flag else "--" + key.replace("_", "-")
+        shown = str(value) if isinstance(value, Path) else value
+        ignored.append((flag if isinstance(value, bool) else f"{flag} {value}") if cli else f"{key}={shown!r}")
+    ignored += [text if cli else repr(text) for text in overrides if not _keeps(base, overrides=[text])]
+    if not ignored:
+        return
+    out = flat.get("out") or (config.out if isinstance(config, FitConfig) else None) or (base and base.out)
+    where = f"the run in {str(out)!r}" if out else "the run in --out" if cli else "the run in 'out'"
+    what, fix = ("--resume", "--out") if cli else ("The 'resume' parameter", "'out'")
+    raise ConfigError(
+        f"{what} continues {where} with its saved config.yaml, so these arguments would be ignored:"
+        f" {', '.join(ignored)}. Drop them, or start a new run with a different {fix}."
+    )
+
+
+def _keeps(base: FitConfig | None, replace: Any = None, **arguments: Any) -> bool:
+    """Whether ``build_config(config=base, **arguments)``, or the config ``replace``, is ``base`` again (out
+    and resume aside). An argument that does not validate changes it."""
+    if base is None:
+        return False
+    try:
+        new = build_config(config=base if replace is None else replace, **arguments)
+    except ConfigError:
+        return False
+    return _results(new) == _results(base)
+
+
+def _results(cfg: FitConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEEPS}
+
+
+def _same_path(a: str | Path, b: str | Path | None) -> bool:
+    return b is not None and (Path(a) == Path(b) or Path(a).expanduser().resolve() == Path(b).expanduser().resolve())

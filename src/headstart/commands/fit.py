@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from headstart.config_flags import CONFIG_FLAGS, add_config_flags, flat_from_args
+from headstart.config_flags import CONFIG_FLAGS, add_config_flags, check_resume_arguments, flat_from_args
 
 # extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
 REQUIRES = ("train",)
@@ -26,7 +26,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="fine-tune a pretrained model on a folder of images",
         description="Fine-tune a pretrained model on DATA (a folder of class subfolders, a folder with "
         "train/ val/ [test/], or a CSV of path,label) and evaluate it. Extra KEY=VALUE arguments override "
-        "any config entry, e.g. train.lr=3e-4 augment.rotation=30.",
+        "any config entry, e.g. train.lr=3e-4 augment.rotation=30. --resume continues the run in --out with "
+        "its saved config.yaml: other arguments than --out and --quiet are refused unless they repeat it.",
     )
     p.add_argument("inputs", nargs="*", metavar="DATA | KEY=VALUE", help="the dataset, then section.key=value overrides")
     p.add_argument("--config", help="a YAML config (a run's config.yaml works)")
@@ -56,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     flat = flat_from_args(args, CONFIG_FLAGS)
     if getattr(args, "tune", None) is not None:
         flat["tune"] = args.tune
+    if flat.get("resume") and flat.get("out") is not None:
+        # without the run's config.yaml, fit says that the folder cannot be resumed
+        saved = Path(flat["out"]) / "config.yaml"
+        if saved.is_file():
+            check_resume_arguments(flat, overrides, args.config, data=data, saved=saved, cli=True)
 
     from headstart.api import fit
 

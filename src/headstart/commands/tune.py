@@ -50,6 +50,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+# arguments a resumed study takes from its tune.json instead, with their argparse defaults
+RESUME_IGNORES = {"config": None, "space": None, "sampler": "tpe", "pruner": "median", "metric": "val_accuracy",
+                  "storage": None, "study": None, "out": None, "grid_points": "3"}
+
+
+def check_resume(args: argparse.Namespace, data: str | None, overrides: list[str], flat: dict) -> None:
+    """``--resume RUN_DIR`` continues a study with its saved settings: name the arguments it would ignore."""
+    from headstart.errors import ConfigError
+
+    ignored = [] if data is None else [f"the dataset {data!r}"]
+    ignored += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k, default in RESUME_IGNORES.items()
+                if getattr(args, k) != default]
+    ignored += [flag if isinstance(flat.get(spec.flat), bool) else f"{flag} {flat[spec.flat]}"
+                for flag, spec in BASE_FLAGS.items() if spec.flat in flat]
+    if ignored or overrides:
+        raise ConfigError(
+            f"--resume continues the study in {args.resume!r} with its saved settings (tune.json), so these arguments"
+            f" would be ignored: {', '.join(ignored + overrides)}. Drop them (--trials, --timeout, --workers,"
+            " --no-final and --quiet apply), or start a new study with a different --out."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from headstart.errors import ConfigError
     from headstart.tuning.study import tune
@@ -58,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if data is None and args.resume is None:
         raise ConfigError("headstart tune needs a dataset (a folder of images or a CSV), or --resume RUN_DIR.")
     flat = flat_from_args(args, BASE_FLAGS)
+    if args.resume is not None:
+        check_resume(args, data, overrides, flat)
     result = tune(
         data,
         config=args.config,
