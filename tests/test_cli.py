@@ -107,3 +107,19 @@ def test_kill_and_resume_matches_uninterrupted_run(image_folder, weights_env, tm
     import csv
     read = lambda p: strip(list(csv.DictReader(open(p))))
     assert read(out / "history.csv") == read(tmp_path / "ref" / "history.csv")
+
+
+def test_resume_with_arguments_it_would_ignore_says_so(image_folder, tmp_path):
+    from headstart.config import build_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(build_config(image_folder, model="test_resnet", epochs=8, out=out).to_yaml())
+    # the run's own dataset and a flag repeating its saved value are fine; the rest would be ignored
+    proc = run(["fit", image_folder, "--resume", "--out", out, "--epochs", "8", "--lr", "0.1", "--strict",
+                "train.seed=3", "--quiet"], check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"headstart fit: error: --resume continues the run in '{out}' with its saved config.yaml, so these arguments"
+        " would be ignored: --strict, --lr 0.1, train.seed=3. Drop them, or start a new run with a different --out.\n")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # refused before doing anything

@@ -8,12 +8,13 @@ One ``FitConfig`` describes a run completely; ``config.yaml`` in a run folder is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
-import annotated_types as at
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
+from headstart._config_errors import validation_message
 from headstart._validation import did_you_mean
 from headstart.errors import ConfigError
 
@@ -24,6 +25,8 @@ __all__ = [
     "TrainConfig",
     "FitConfig",
     "FLAT_KEYS",
+    "FLAT_PARAMS",
+    "FlatParam",
     "build_config",
     "load_yaml",
     "parse_override",
@@ -32,36 +35,51 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # the attribute docstrings become the fields' descriptions: the help text of their CLI flags
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), use_attribute_docstrings=True
+    )
+
+
+def _cli(flag: str | None = None, *, flat: str | None = None, text: bool = False, metavar: str | None = None,
+         help: str | None = None) -> dict[str, Any]:
+    """``json_schema_extra`` of a field that is a flat parameter of ``headstart.fit(**kwargs)``, named
+    ``flat`` (default: the field's name), and with ``flag`` a ``headstart fit`` flag. ``text`` keeps the
+    flag's value as text instead of reading it as YAML (names, paths); ``help`` replaces the field's
+    docstring as the flag's help. headstart.config_flags builds the CLI from these."""
+    meta = {"flag": flag, "flat": flat, "text": text or None, "metavar": metavar, "help": help}
+    return {"cli": {k: v for k, v in meta.items() if v is not None}}
 
 
 class DataConfig(_Section):
     """Where the images are and how they are split, checked and cached."""
 
-    path: Path | None = None
+    path: Path | None = Field(None, json_schema_extra=_cli(flat="data"))
     """A folder of class subfolders, a folder with train/ val/ [test/] splits, or a CSV of path,label."""
-    csv_root: Path | None = None
+    csv_root: Path | None = Field(None, json_schema_extra=_cli())
     """Folder that relative paths in a CSV are resolved against (default: the CSV's folder)."""
-    val_fraction: float = Field(0.15, gt=0, lt=1)
+    val_fraction: float = Field(0.15, gt=0, lt=1, json_schema_extra=_cli("--val-fraction"))
     """Fraction of images held out for validation when the dataset has no val split."""
-    test_fraction: float = Field(0.15, ge=0, lt=1)
-    """Fraction held out for testing when the dataset has no test split (0 disables)."""
-    strict: bool = False
+    test_fraction: float = Field(0.15, ge=0, lt=1, json_schema_extra=_cli("--test-fraction"))
+    """Fraction held out for testing when the dataset has no test split; 0 disables."""
+    strict: bool = Field(False, json_schema_extra=_cli("--strict"))
     """Make unreadable or truncated images fatal instead of skipping and listing them."""
-    min_image_size: int = Field(16, ge=1)
+    min_image_size: int = Field(16, ge=1, json_schema_extra=_cli())
     """Images whose shorter side is below this many pixels are reported as too small."""
-    cache: Literal["memory", "disk", "none"] = "memory"
+    cache: Literal["memory", "disk", "none"] = Field("memory", json_schema_extra=_cli("--cache"))
     """Where decoded, resized images are kept so later epochs skip JPEG decoding."""
     cache_dir: Path | None = None
     """Folder for ``cache: disk`` (default: ``<run>/cache``)."""
-    num_workers: int | None = Field(None, ge=0)
+    num_workers: int | None = Field(None, ge=0, json_schema_extra=_cli("--num-workers"))
     """DataLoader worker processes (default: 0 on CPU, min(8, cores) on CUDA)."""
 
 
 class AugmentConfig(_Section):
     """Augmentation: a preset, and every knob of it explicit."""
 
-    preset: Literal["auto", "none", "light", "medium", "strong"] = "auto"
+    preset: Literal["auto", "none", "light", "medium", "strong"] = Field(
+        "auto", json_schema_extra=_cli("--augment", flat="augment")
+    )
     """none; light = random resized crop + flips; medium = light + rotation, shear, zoom, shift,
     brightness (Keras ImageDataGenerator's knobs); strong = light + TrivialAugmentWide/RandAugment,
     random erasing, mixup/cutmix. auto picks from the dataset size."""
@@ -94,16 +112,18 @@ class AugmentConfig(_Section):
 class ModelConfig(_Section):
     """Which pretrained model, with which weights, at which input size."""
 
-    name: str = "auto"
+    name: str = Field("auto", json_schema_extra=_cli("--model", flat="model", text=True, metavar="NAME"))
     """Any timm model name, or ``auto`` for a default chosen from the data size and device."""
-    weights: Path | None = None
-    """An explicit weights file (.safetensors/.pth/.pt); beats every other source."""
-    pretrained: bool = True
-    """False trains from random initialisation (a baseline, rarely what you want)."""
-    allow_download: bool = False
+    weights: Path | None = Field(None, json_schema_extra=_cli("--weights", text=True, metavar="FILE"))
+    """An explicit weights file (.safetensors/.pth/.pt); beats every other source (default: found by the
+    model's name in the weights store, the local caches and, with allow_download, the hubs)."""
+    pretrained: bool = Field(True, json_schema_extra=_cli(
+        "--no-pretrained", help="Train from random initialisation (a baseline, rarely what you want)."))
+    """Start from pretrained weights; false trains from random initialisation (a baseline)."""
+    allow_download: bool = Field(False, json_schema_extra=_cli("--allow-download"))
     """Allow downloading weights from the model hubs when none are found offline."""
-    image_size: int | None = Field(None, ge=16, le=2048)
-    """Input size in pixels; default: the model's pretrained_cfg."""
+    image_size: int | None = Field(None, ge=16, le=2048, json_schema_extra=_cli("--image-size"))
+    """Input size in pixels (default: the model's pretrained_cfg)."""
     drop_rate: float = Field(0.0, ge=0, lt=1)
     """Dropout before the classifier."""
 
@@ -111,38 +131,50 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The fine-tuning recipe."""
 
-    strategy: Literal["auto", "linear-probe", "full", "lp-ft"] = "auto"
+    strategy: Literal["auto", "linear-probe", "full", "lp-ft"] = Field("auto", json_schema_extra=_cli("--strategy"))
     """linear-probe trains the head on cached backbone features; full trains everything; lp-ft does
-    a linear probe first, then fine-tunes everything at a lower LR (Kumar et al. 2022)."""
-    epochs: int = Field(10, ge=1)
+    a linear probe first, then fine-tunes everything at a lower LR (Kumar et al. 2022); auto picks from
+    the dataset size: linear-probe under 200 training images, lp-ft up to 20k, full above."""
+    epochs: int = Field(10, ge=1, json_schema_extra=_cli("--epochs"))
     """Epochs through the backbone (full, and lp-ft's fine-tuning stage)."""
-    probe_epochs: int = Field(50, ge=1)
+    probe_epochs: int = Field(50, ge=1, json_schema_extra=_cli("--probe-epochs"))
     """Epochs over cached features (linear-probe, and lp-ft's probing stage)."""
-    batch_size: int = Field(32, ge=1)
-    lr: float | None = Field(None, gt=0)
-    """Peak learning rate of backbone fine-tuning; default 1e-4 x batch_size/32 (AdamW)."""
-    probe_lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1, json_schema_extra=_cli("--batch-size"))
+    """Images per training step."""
+    lr: float | None = Field(None, gt=0, json_schema_extra=_cli("--lr"))
+    """Peak learning rate of backbone fine-tuning (default: 2e-4, 1e-4 after lp-ft's probe, 50x that
+    with sgd, times batch_size/32)."""
+    probe_lr: float = Field(1e-3, gt=0, json_schema_extra=_cli("--probe-lr"))
     """Learning rate of the head on cached features."""
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", json_schema_extra=_cli("--optimizer"))
+    """Optimizer of every stage."""
     momentum: float = Field(0.9, ge=0, lt=1)
     """SGD momentum."""
-    weight_decay: float = Field(0.05, ge=0)
+    weight_decay: float = Field(0.05, ge=0, json_schema_extra=_cli("--weight-decay"))
+    """Weight decay; decoupled for AdamW."""
     warmup_epochs: float = Field(1.0, ge=0)
     min_lr_ratio: float = Field(0.01, ge=0, le=1)
     """Final LR of the cosine schedule, as a fraction of the peak."""
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
-    class_weights: Literal["none", "balanced"] = "none"
-    layer_decay: float | None = Field(None, gt=0, le=1)
-    """Layer-wise LR decay (timm group_matcher): each block gets this factor times the next one's."""
+    label_smoothing: float = Field(0.1, ge=0, lt=1, json_schema_extra=_cli("--label-smoothing"))
+    """Label smoothing of the cross-entropy loss."""
+    class_weights: Literal["none", "balanced"] = Field("none", json_schema_extra=_cli("--class-weights"))
+    """balanced weighs the loss of each class by the inverse of its frequency."""
+    layer_decay: float | None = Field(None, gt=0, le=1, json_schema_extra=_cli("--layer-decay"))
+    """Layer-wise LR decay (timm group_matcher): each block gets this factor times the next one's
+    (default: off)."""
     freeze_bn: bool = False
     """Keep BatchNorm statistics frozen while fine-tuning (helps with tiny batches)."""
-    patience: int | None = Field(5, ge=1)
+    patience: int | None = Field(5, ge=1, json_schema_extra=_cli("--patience"))
     """Early stopping: epochs without improvement of ``monitor``; null disables."""
-    monitor: Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1"] = "val_loss"
+    monitor: Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1"] = Field(
+        "val_loss", json_schema_extra=_cli("--monitor")
+    )
+    """Validation metric of early stopping and of the best checkpoint."""
     grad_clip: float | None = Field(None, gt=0)
-    seed: int = Field(0, ge=0)
-    device: str = "auto"
-    """auto, cpu, cuda, cuda:N or mps."""
+    seed: int = Field(0, ge=0, json_schema_extra=_cli("--seed"))
+    """Seed of the data split, the initialisation, shuffling and augmentation."""
+    device: str = Field("auto", json_schema_extra=_cli("--device"))
+    """Where to train: auto, cpu, cuda, cuda:N or mps."""
     amp: bool = True
     """Mixed precision on CUDA (ignored on CPU)."""
     channels_last: bool = True
@@ -158,10 +190,10 @@ class FitConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    out: Path | None = None
+    out: Path | None = Field(None, json_schema_extra=_cli("--out", text=True, metavar="DIR"))
     """The run folder (default: runs/<dataset name>)."""
-    resume: bool = False
-    """Continue an interrupted run in ``out`` from its last checkpoint."""
+    resume: bool = Field(False, json_schema_extra=_cli("--resume"))
+    """Continue the interrupted run in the out folder from its last checkpoint, with its saved config.yaml."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -170,40 +202,42 @@ class FitConfig(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-# Flat names used by the CLI flags and by ``headstart.fit(**kwargs)``, mapped to dotted paths.
-FLAT_KEYS: dict[str, str] = {
-    "data": "data.path",
-    "csv_root": "data.csv_root",
-    "val_fraction": "data.val_fraction",
-    "test_fraction": "data.test_fraction",
-    "strict": "data.strict",
-    "min_image_size": "data.min_image_size",
-    "cache": "data.cache",
-    "num_workers": "data.num_workers",
-    "model": "model.name",
-    "weights": "model.weights",
-    "pretrained": "model.pretrained",
-    "allow_download": "model.allow_download",
-    "image_size": "model.image_size",
-    "augment": "augment.preset",
-    "strategy": "train.strategy",
-    "epochs": "train.epochs",
-    "probe_epochs": "train.probe_epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "probe_lr": "train.probe_lr",
-    "optimizer": "train.optimizer",
-    "weight_decay": "train.weight_decay",
-    "label_smoothing": "train.label_smoothing",
-    "class_weights": "train.class_weights",
-    "layer_decay": "train.layer_decay",
-    "patience": "train.patience",
-    "monitor": "train.monitor",
-    "seed": "train.seed",
-    "device": "train.device",
-    "out": "out",
-    "resume": "resume",
-}
+class FlatParam(NamedTuple):
+    """A flat parameter of ``headstart.fit(**kwargs)``, declared by its config field's ``_cli`` metadata."""
+
+    name: str  # 'lr'
+    dotted: str  # 'train.lr'
+    flag: str | None  # '--lr'; None: no `headstart fit` flag (set it with section.key=value)
+    text: bool  # the flag's value stays text (a name, a path) instead of being read as YAML
+    metavar: str | None
+    help: str | None  # replaces the field's description as the flag's help
+    field: FieldInfo
+
+
+def _flat_params(model: type[BaseModel] = FitConfig, prefix: str = "") -> dict[str, FlatParam]:
+    params: dict[str, FlatParam] = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            found = _flat_params(ann, f"{prefix}{name}.")
+        elif isinstance(info.json_schema_extra, dict) and "cli" in info.json_schema_extra:
+            cli: dict[str, Any] = info.json_schema_extra["cli"]  # type: ignore[assignment]
+            flat = cli.get("flat", name)
+            found = {flat: FlatParam(flat, f"{prefix}{name}", cli.get("flag"), bool(cli.get("text")),
+                                     cli.get("metavar"), cli.get("help"), info)}
+        else:
+            continue
+        if params.keys() & found.keys():
+            raise TypeError(f"Flat parameter names declared twice in {model.__name__}: {params.keys() & found.keys()}")
+        params.update(found)
+    return params
+
+
+# The flat parameters of ``headstart.fit(**kwargs)`` and the `headstart fit` flags, in field order; built
+# from the fields' ``_cli`` declarations above (headstart.config_flags turns them into argparse flags).
+FLAT_PARAMS: dict[str, FlatParam] = _flat_params()
+# flat name -> dotted path
+FLAT_KEYS: dict[str, str] = {p.name: p.dotted for p in FLAT_PARAMS.values()}
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -237,67 +271,12 @@ def _check_keys(tree: Mapping[str, Any], model: type[BaseModel], prefix: str = "
             _check_keys(value, annotation, prefix=f"{dotted}.")
 
 
-def _field_info(loc: Sequence[Any]):
-    model: type[BaseModel] = FitConfig
-    info = None
-    for part in loc:
-        if not isinstance(part, str) or model is None or part not in model.model_fields:
-            break
-        info = model.model_fields[part]
-        ann = info.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return info
-
-
-def _describe(info) -> str:
-    """'a float in (0, inf)' from a pydantic field's annotation and constraints."""
-    ann = str(info.annotation)
-    kind = "an int" if "int" in ann and "float" not in ann else "a float"
-    low = high = None
-    left, right = "(", ")"
-    for meta in info.metadata:
-        if isinstance(meta, at.Gt):
-            low, left = meta.gt, "("
-        elif isinstance(meta, at.Ge):
-            low, left = meta.ge, "["
-        elif isinstance(meta, at.Lt):
-            high, right = meta.lt, ")"
-        elif isinstance(meta, at.Le):
-            high, right = meta.le, "]"
-    text = f"{kind} in {left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-    if "None" in ann:
-        text += " or null"
-    return text
-
-
-def _format_error(err: Mapping[str, Any]) -> str:
-    loc = [p for p in err["loc"] if isinstance(p, str)]
-    name = ".".join(loc)
-    got = err.get("input")
-    etype = err["type"]
-    info = _field_info(loc)
-    if etype == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
-        listed = "{" + ", ".join(repr(o) for o in options if o) + "}"
-        hint = did_you_mean(str(got), options) if isinstance(got, str) else ""
-        return f"The {name!r} parameter must be one of {listed}. Got {got!r}.{hint}"
-    if info is not None and etype.startswith(("greater", "less", "float", "int")):
-        return f"The {name!r} parameter must be {_describe(info)}. Got {got!r}."
-    if etype.startswith("bool"):
-        return f"The {name!r} parameter must be true or false. Got {got!r}."
-    if etype.startswith("path") or etype.startswith("string"):
-        return f"The {name!r} parameter must be a path or string. Got {got!r}."
-    return f"The {name!r} parameter is invalid ({err['msg']}). Got {got!r}."
-
-
 def _validate(tree: Mapping[str, Any]) -> FitConfig:
     _check_keys(tree, FitConfig)
     try:
         return FitConfig.model_validate(dict(tree))
     except ValidationError as exc:
-        messages = [_format_error(e) for e in exc.errors()]
-        raise ConfigError("\n".join(dict.fromkeys(messages))) from None
+        raise ConfigError(validation_message(exc, FitConfig)) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -385,3 +364,4 @@ def build_config(
     if data is not None:
         _set_dotted(tree, "data.path", str(data))
     return _validate(tree)
+

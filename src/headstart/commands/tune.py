@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from headstart.commands.fit import FIT_FLAGS, FIT_OPTIONS, flat_from_args, split_inputs
+from headstart.commands.fit import split_inputs
 from headstart.config import parse_scalar
+from headstart.config_flags import CONFIG_FLAGS, add_config_flags, flat_from_args
 
 # extras of pyproject.toml this command cannot run without (checked by headstart.cli before run)
 REQUIRES = ("train", "tune")
 
-# flags of `headstart fit` that fix the base config of every trial (--out is the study folder here)
-BASE_OPTIONS = {k: v for k, v in FIT_OPTIONS.items() if k != "--out"}
-BASE_FLAGS = {k: v for k, v in FIT_FLAGS.items() if k != "--resume"}
+# the config flags of `headstart fit` fix the base config of every trial (tune has its own --out, the study
+# folder, and --resume RUN_DIR)
+BASE_FLAGS = {flag: spec for flag, spec in CONFIG_FLAGS.items() if flag not in ("--out", "--resume")}
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tune",
         help="search hyperparameters within a trial or time budget (Optuna)",
@@ -43,11 +44,32 @@ def add_parser(sub) -> None:
     p.add_argument("--no-final", dest="final", action="store_false",
                    help="do not keep a run folder of the best config (its trial's folder, or a full training when "
                    "that trial was stopped at the timeout)")
-    for flag, (_, text) in BASE_OPTIONS.items():
-        p.add_argument(flag, help=f"fixed for every trial: {text}")
-    for flag, (_, text) in BASE_FLAGS.items():
-        p.add_argument(flag, action="store_true", default=None, help=text)
     p.add_argument("--quiet", action="store_true", help="print only errors")
+    add_config_flags(p, BASE_FLAGS, title="config of every trial",
+                     description="The config flags of `headstart fit`: they fix these values for every trial.")
+    return p
+
+
+# arguments a resumed study takes from its tune.json instead, with their argparse defaults
+RESUME_IGNORES = {"config": None, "space": None, "sampler": "tpe", "pruner": "median", "metric": "val_accuracy",
+                  "storage": None, "study": None, "out": None, "grid_points": "3"}
+
+
+def check_resume(args: argparse.Namespace, data: str | None, overrides: list[str], flat: dict) -> None:
+    """``--resume RUN_DIR`` continues a study with its saved settings: name the arguments it would ignore."""
+    from headstart.errors import ConfigError
+
+    ignored = [] if data is None else [f"the dataset {data!r}"]
+    ignored += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k, default in RESUME_IGNORES.items()
+                if getattr(args, k) != default]
+    ignored += [flag if isinstance(flat.get(spec.flat), bool) else f"{flag} {flat[spec.flat]}"
+                for flag, spec in BASE_FLAGS.items() if spec.flat in flat]
+    if ignored or overrides:
+        raise ConfigError(
+            f"--resume continues the study in {args.resume!r} with its saved settings (tune.json), so these arguments"
+            f" would be ignored: {', '.join(ignored + overrides)}. Drop them (--trials, --timeout, --workers,"
+            " --no-final and --quiet apply), or start a new study with a different --out."
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     data, overrides = split_inputs(args.inputs)
     if data is None and args.resume is None:
         raise ConfigError("headstart tune needs a dataset (a folder of images or a CSV), or --resume RUN_DIR.")
-    flat = flat_from_args(args, BASE_OPTIONS, BASE_FLAGS)
+    flat = flat_from_args(args, BASE_FLAGS)
+    if args.resume is not None:
+        check_resume(args, data, overrides, flat)
     result = tune(
         data,
         config=args.config,
