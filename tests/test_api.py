@@ -27,6 +27,10 @@ def test_fit_lp_ft_writes_a_complete_run_folder(image_folder, weights_env, tmp_p
     cfg = headstart.build_config(config=out / "config.yaml")
     assert cfg.model.name == "test_resnet" and cfg.train.strategy == "lp-ft" and cfg.train.lr is not None
     assert cfg.augment.preset != "auto"
+    # the run records its task, and predict / export / report read it from there
+    assert cfg.task == "classify" and (out / "config.yaml").read_text().startswith("task: classify")
+    assert json.loads((out / "model/model.json").read_text())["task"] == "classify"
+    assert metrics["task"] == "classify"
 
 
 def test_fit_learns_and_predict_matches_loaded_run(image_folder, weights_env, tmp_path):
@@ -84,3 +88,34 @@ def test_missing_weights_error_names_the_import_command(image_folder, tmp_path, 
     monkeypatch.setenv("HEADSTART_WEIGHTS_DIR", str(tmp_path / "empty"))
     with pytest.raises(WeightsNotFoundError, match=r"headstart weights import FILE --model test_resnet"):
         headstart.fit(image_folder, out=tmp_path / "w", verbose=False, **FAST)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"task": "clasify"}, r"The 'task' parameter must be one of \{'classify'\}. Got 'clasify'. Did you mean 'classify'"),
+    ({"monitor": "val_f1"}, r"The 'train.monitor' parameter must be one of the 'classify' task's validation metrics"
+                            r" \{'val_accuracy', 'val_balanced_accuracy', 'val_loss', 'val_macro_f1'\}. Got 'val_f1'"),
+])
+def test_task_and_monitor_are_checked_before_any_work(kwargs, match, tmp_path):
+    # the dataset does not even exist: the config is refused first
+    with pytest.raises(ConfigError, match=match):
+        headstart.fit(tmp_path / "no-such-data", out=tmp_path / "r", verbose=False, **kwargs)
+    assert not (tmp_path / "r").exists()
+
+
+def test_monitor_help_lists_the_task_metrics():
+    """The --monitor help is text in config.py (core cannot import the tasks): keep it in step."""
+    from headstart.config import TrainConfig
+    from headstart.tasks import get_task
+
+    help_text = TrainConfig.model_fields["monitor"].json_schema_extra["cli"]["help"]
+    for metric in get_task("classify").metrics:
+        assert metric in help_text
+
+
+def test_python_resume_refuses_arguments_it_would_ignore(image_folder, weights_env, tmp_path):
+    out = tmp_path / "r"
+    headstart.fit(image_folder, out=out, verbose=False, **{**FAST, "epochs": 1, "strategy": "full"})
+    (out / "metrics.json").unlink()  # as if interrupted after the last checkpoint
+    with pytest.raises(ConfigError, match=r"The 'resume' parameter continues the run in .* with its saved config.yaml,"
+                                          r" so these arguments would be ignored: lr=0.5"):
+        headstart.fit(out=out, resume=True, lr=0.5, verbose=False)

@@ -123,3 +123,19 @@ def test_resume_with_arguments_it_would_ignore_says_so(image_folder, tmp_path):
         f"headstart fit: error: --resume continues the run in '{out}' with its saved config.yaml, so these arguments"
         " would be ignored: --strict, --lr 0.1, train.seed=3. Drop them, or start a new run with a different --out.\n")
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # refused before doing anything
+
+
+def test_fit_progress_in_a_log_is_one_line_per_event(image_folder, weights_env, tmp_path):
+    """stderr to a file or pipe: one unwrapped line per epoch through the backbone, one summary line
+    for the probe's cheap epochs (not one each), and the model line whole."""
+    env = {"HEADSTART_WEIGHTS_DIR": str(weights_env)}
+    verbose = [a for a in FAST if a != "--quiet"]
+    proc = run(["fit", image_folder, *verbose, "--strategy", "lp-ft", "--epochs", "2", "--probe-epochs", "4",
+                "--out", tmp_path / "run"], env=env)
+    lines = proc.stderr.splitlines()
+    assert len([ln for ln in lines if ln.startswith("epoch") and "[finetune]" in ln]) == 2
+    assert not [ln for ln in lines if "[probe]" in ln]
+    probe = [ln for ln in lines if ln.startswith("probe: 4 epochs on cached features")]
+    assert len(probe) == 1 and "best epoch" in probe[0] and "val_loss" in probe[0]
+    model = [ln for ln in lines if ln.startswith("model test_resnet")]
+    assert len(model) == 1 and "strategy lp-ft" in model[0] and "device cpu" in model[0]

@@ -166,10 +166,12 @@ class TrainConfig(_Section):
     """Keep BatchNorm statistics frozen while fine-tuning (helps with tiny batches)."""
     patience: int | None = Field(5, ge=1, json_schema_extra=_cli("--patience"))
     """Early stopping: epochs without improvement of ``monitor``; null disables."""
-    monitor: Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1"] = Field(
-        "val_loss", json_schema_extra=_cli("--monitor")
-    )
-    """Validation metric of early stopping and of the best checkpoint."""
+    monitor: str = Field("val_loss", json_schema_extra=_cli(
+        "--monitor", text=True, metavar="METRIC",
+        help="validation metric of early stopping and the best checkpoint, one of the task's: for classify"
+             " val_loss (default), val_accuracy, val_balanced_accuracy or val_macro_f1"))
+    """Validation metric of early stopping and of the best checkpoint: one of the task's validation
+    metrics (headstart.tasks), checked when the run starts."""
     grad_clip: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0, json_schema_extra=_cli("--seed"))
     """Seed of the data split, the initialisation, shuffling and augmentation."""
@@ -186,6 +188,9 @@ class TrainConfig(_Section):
 class FitConfig(_Section):
     """Everything a ``headstart fit`` run needs; ``config.yaml`` in a run folder is its dump."""
 
+    task: str = Field("classify", json_schema_extra=_cli(
+        "--task", text=True, metavar="TASK", help="what to train: classify (image classification, the default)"))
+    """The task (headstart.tasks): its data layout, model, losses and metrics; checked when the run starts."""
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

@@ -234,7 +234,7 @@ class _LossDictTask:
         return StepOutput({"box": out.pow(2).mean(), "cls": out.abs().mean()}, len(batch))
 
     def validate(self, stage):
-        return {"val_score": -float(self.model(self.x).pow(2).mean())}
+        return {"val_score": -float(self.model(self.x).detach().pow(2).mean())}
 
     def end_stage(self, stage):
         pass

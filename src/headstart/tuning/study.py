@@ -144,13 +144,12 @@ def tune(
     ``default_trial=False`` leaves out the default config as trial 0 (for a plain random-search
     baseline, as ``benchmarks/tune_efficiency.py`` runs). Returns a :class:`TuneResult`.
     """
-    from rich.console import Console
-
+    from headstart._console import make_console
     from headstart._imports import optional_import
 
     started = _clock.now()  # the timeout counts model choice and data loading too
     optional_import("optuna", extra="tune")
-    console = Console(stderr=True, quiet=not verbose, highlight=False)
+    console = make_console(verbose)
     seconds = parse_duration(timeout)
     workers = check_number("workers", workers, kind=int, low=1, closed="left")
     if trials is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from headstart.config import FitConfig, build_config, load_yaml
+from headstart.config_flags import check_resume_arguments
 from headstart.errors import ConfigError
 from headstart.run_folder import RunFolder, default_run_dir
 from headstart.workflows.result import FitResult, load
@@ -34,20 +35,32 @@ def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, 
         if out is None:
             raise ConfigError("The 'resume' parameter needs the run folder to continue: pass --out RUN_DIR.")
         run = RunFolder.create(out, resume=True)
+        check_resume_arguments(kwargs, overrides, config, data=data, saved=run.config_path)
         cfg = build_config(config=load_yaml(run.config_path))
         return cfg.model_copy(update={"resume": True}), run
     cfg = build_config(data, config=config, overrides=overrides, **kwargs)
     if cfg.data.path is None:
         raise ConfigError("The 'data.path' parameter is required: pass a folder of images or a CSV file.")
+    check_task(cfg)
     out = cfg.out if cfg.out is not None else default_run_dir(cfg.data.path)
     run = RunFolder.create(out)
     return cfg.model_copy(update={"out": run.path}), run
 
 
-def _console(verbose: bool):
-    from rich.console import Console
+def check_task(cfg: FitConfig) -> None:
+    """The config's task is registered and reports the metric that ``train.monitor`` names: checked
+    before any data is read."""
+    from headstart.engine.metrics import check_monitor
+    from headstart.tasks import get_task
 
-    return Console(stderr=True, quiet=not verbose, highlight=False)
+    spec = get_task(cfg.task)
+    check_monitor(cfg.train.monitor, spec.metrics, task=spec.name)
+
+
+def _console(verbose: bool):
+    from headstart._console import make_console
+
+    return make_console(verbose)
 
 
 def fit(
@@ -61,9 +74,10 @@ def fit(
 ) -> FitResult:
     """Train and evaluate a model on ``data`` as the config says (see :func:`headstart.api.fit`)."""
     cfg, run = resolve_config(data, config, overrides, kwargs)
-    task = getattr(cfg, "task", "classify")
-    module = FIT_WORKFLOWS.get(task)
-    if module is None:  # pragma: no cover - the config's task field only admits registered tasks
-        raise ConfigError(f"No fit workflow for task {task!r}.")
+    module = FIT_WORKFLOWS.get(cfg.task)
+    if module is None:  # a task registered in headstart.tasks whose fit workflow is not written yet
+        from headstart.tasks import UnsupportedForTask, get_task
+
+        raise UnsupportedForTask(f"`headstart fit` cannot train {get_task(cfg.task).title} yet (task {cfg.task!r}).")
     return importlib.import_module(module).run(cfg, run, console=_console(verbose), verbose=verbose,
                                                callbacks=callbacks)

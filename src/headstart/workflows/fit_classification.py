@@ -90,11 +90,8 @@ def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bo
 
 def resolve_autos(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, console) -> FitConfig:
     """Every remaining 'auto' decided and written to config.yaml, so the file says what ran."""
-    from headstart.engine.metrics import check_monitor
     from headstart.tasks.classification.choices import resolve_choices
-    from headstart.tasks.classification.spec import SPEC
 
-    check_monitor(cfg.train.monitor, SPEC.metrics, task=SPEC.name)
     cfg = resolve_choices(cfg, len(index.splits["train"]), device=dev.device)
     if not cfg.resume:
         run.write_config(cfg.to_yaml())
