@@ -58,7 +58,7 @@ def _readme_fit_flags() -> set[str]:
 
 def test_flat_keys_are_the_old_names_and_real_fields():
     # the old names, plus the ones added since (task: the engine/tasks restructuring)
-    assert FLAT_KEYS == {**OLD_FLAT_KEYS, "task": "task"}
+    assert FLAT_KEYS == {**OLD_FLAT_KEYS, "task": "task", "detector": "detect.detector"}
     for flat, dotted in FLAT_KEYS.items():
         model: type[BaseModel] = FitConfig
         *sections, name = dotted.split(".")
@@ -71,22 +71,23 @@ def test_flat_keys_are_the_old_names_and_real_fields():
 
 def test_flags_are_the_old_names():
     value_flags = {f for f, s in CONFIG_FLAGS.items() if s.action == "store"}
-    assert value_flags == OLD_VALUE_FLAGS | {"--task"}
+    assert value_flags == OLD_VALUE_FLAGS | {"--task", "--detector"}
     assert {f: s.action for f, s in CONFIG_FLAGS.items() if s.action != "store"} == {
         "--strict": "store_true", "--resume": "store_true", "--allow-download": "store_true",
         "--no-pretrained": "store_false"}
-    assert fit_command.TEXT_KEYS == ("task", "model", "weights", "monitor", "out")
+    assert set(fit_command.TEXT_KEYS) == {"task", "model", "weights", "detector", "monitor", "out"}
     for flag, spec in CONFIG_FLAGS.items():
         assert FLAT_KEYS[spec.flat] == spec.dotted, flag
     # the old tables, derived
-    assert fit_command.FIT_OPTIONS["--lr"][0] == "lr" and set(fit_command.FIT_OPTIONS) == OLD_VALUE_FLAGS | {"--task"}
+    assert fit_command.FIT_OPTIONS["--lr"][0] == "lr" and set(fit_command.FIT_OPTIONS) == OLD_VALUE_FLAGS | {"--task", "--detector"}
     assert set(fit_command.FIT_FLAGS) == {"--strict", "--resume", "--allow-download", "--no-pretrained"}
 
 
 def test_help_comes_from_the_field_with_its_default():
-    assert CONFIG_FLAGS["--epochs"].help == "Epochs through the backbone (full, and lp-ft's fine-tuning stage) (default: 10)."
+    assert CONFIG_FLAGS["--probe-epochs"].help == (
+        "Epochs over cached features (linear-probe, and lp-ft's probing stage) (default: 50).")
     assert CONFIG_FLAGS["--epochs"].metavar == "N" and CONFIG_FLAGS["--lr"].metavar == "F"
-    assert CONFIG_FLAGS["--strategy"].metavar == "{auto,linear-probe,full,lp-ft}"
+    assert CONFIG_FLAGS["--augment"].metavar == "{auto,none,light,medium,strong}"
     assert CONFIG_FLAGS["--model"].metavar == "NAME"
     for flag, spec in CONFIG_FLAGS.items():
         if spec.action == "store":  # the default is shown, from the model or, for None, the docstring

@@ -23,6 +23,7 @@ __all__ = [
     "AugmentConfig",
     "ModelConfig",
     "TrainConfig",
+    "DetectConfig",
     "FitConfig",
     "FLAT_KEYS",
     "FLAT_PARAMS",
@@ -128,18 +129,48 @@ class ModelConfig(_Section):
     """Dropout before the classifier."""
 
 
+class DetectConfig(_Section):
+    """Object detection (task: detect): the detector on the backbone, its anchors and its outputs."""
+
+    detector: str = Field("auto", json_schema_extra=_cli(
+        "--detector", text=True, metavar="NAME",
+        help="fasterrcnn, fcos, retinanet, or auto (default: from the data size and device)"))
+    """The torchvision detector put on the backbone (``model.name``): fasterrcnn, fcos or retinanet;
+    auto picks from the data size and the device and says why."""
+    head_epochs: int | None = Field(None, ge=1)
+    """Epochs of the first stage of head-ft, with the backbone frozen (default: from the data)."""
+    backbone_lr_ratio: float = Field(0.1, gt=0, le=1)
+    """The backbone's LR as a fraction of the neck's and heads' while everything trains."""
+    anchors: Literal["auto", "default"] = "auto"
+    """auto: anchor sizes and aspect ratios from the training boxes; default: torchvision's (COCO's)."""
+    fpn_channels: int = Field(128, ge=8)
+    """Channels of the feature pyramid."""
+    conf: float | None = Field(None, ge=0, le=1)
+    """Default score threshold of predict (default: the one that maximised F1 on the evaluated split)."""
+    max_det: int = Field(100, ge=1)
+    """Most detections per image."""
+
+
 class TrainConfig(_Section):
     """The fine-tuning recipe."""
 
-    strategy: Literal["auto", "linear-probe", "full", "lp-ft"] = Field("auto", json_schema_extra=_cli("--strategy"))
-    """linear-probe trains the head on cached backbone features; full trains everything; lp-ft does
-    a linear probe first, then fine-tunes everything at a lower LR (Kumar et al. 2022); auto picks from
-    the dataset size: linear-probe under 200 training images, lp-ft up to 20k, full above."""
-    epochs: int = Field(10, ge=1, json_schema_extra=_cli("--epochs"))
-    """Epochs through the backbone (full, and lp-ft's fine-tuning stage)."""
+    strategy: str = Field("auto", json_schema_extra=_cli(
+        "--strategy", metavar="S",
+        help="auto (default), or for classify linear-probe, full, lp-ft; for detect head, full, head-ft"))
+    """The fine-tuning plan, one of the task's (checked when the run starts). classify: linear-probe
+    trains the head on cached backbone features; full trains everything; lp-ft does a linear probe
+    first, then fine-tunes everything at a lower LR (Kumar et al. 2022); auto picks from the dataset
+    size: linear-probe under 200 training images, lp-ft up to 20k, full above. detect: head trains
+    the new neck and heads on a frozen backbone; full trains everything; head-ft (auto) does head,
+    then everything with the backbone at a lower LR (detect.backbone_lr_ratio)."""
+    epochs: int | None = Field(None, ge=1, json_schema_extra=_cli(
+        "--epochs", help="epochs through the backbone (default: 10 for classify; from the data for detect)"))
+    """Epochs through the backbone (full, and lp-ft's or head-ft's fine-tuning stage); default: 10 for
+    classification, from the number of training images for detection (enough optimiser steps)."""
     probe_epochs: int = Field(50, ge=1, json_schema_extra=_cli("--probe-epochs"))
     """Epochs over cached features (linear-probe, and lp-ft's probing stage)."""
-    batch_size: int = Field(32, ge=1, json_schema_extra=_cli("--batch-size"))
+    batch_size: int | None = Field(None, ge=1, json_schema_extra=_cli(
+        "--batch-size", help="images per step (default: 32 for classify, 8 for detect)"))
     """Images per training step."""
     lr: float | None = Field(None, gt=0, json_schema_extra=_cli("--lr"))
     """Peak learning rate of backbone fine-tuning (default: 2e-4, 1e-4 after lp-ft's probe, 50x that
@@ -195,13 +226,15 @@ class FitConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
     out: Path | None = Field(None, json_schema_extra=_cli("--out", text=True, metavar="DIR"))
     """The run folder (default: runs/<dataset name>)."""
     resume: bool = Field(False, json_schema_extra=_cli("--resume"))
     """Continue the interrupted run in the out folder from its last checkpoint, with its saved config.yaml."""
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # a task's own section is written only for that task: a classification config.yaml has no 'detect'
+        return self.model_dump(mode="json", exclude=None if self.task == "detect" else {"detect"})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

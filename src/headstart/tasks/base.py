@@ -33,6 +33,7 @@ class TaskSpec:
     metrics: Mapping[str, str]
     default_monitor: str
     objective: str  # what tune maximises or minimises by default
+    strategies: tuple[str, ...] = ()  # train.strategy values besides 'auto'
     parts: Mapping[str, str] = field(default_factory=dict)
 
     def part(self, name: str, command: str | None = None) -> Any:

@@ -219,7 +219,9 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
     elif space is not None:
         search = load_space(space)
     else:
-        search = default_space(n_train, base_epochs=cfg.train.epochs)
+        from headstart.tasks.classification.choices import resolve_choices
+
+        search = default_space(n_train, base_epochs=resolve_choices(cfg, n_train).train.epochs)
     if sampler == "grid" and trials is None:
         trials = grid_size(search, grid_points) + 1
     if trials is None and seconds is None:

@@ -48,12 +48,14 @@ def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, 
 
 
 def check_task(cfg: FitConfig) -> None:
-    """The config's task is registered and reports the metric that ``train.monitor`` names: checked
-    before any data is read."""
+    """The config's task is registered, knows ``train.strategy`` and reports the metric that
+    ``train.monitor`` names: checked before any data is read."""
+    from headstart._validation import check_choice
     from headstart.engine.metrics import check_monitor
     from headstart.tasks import get_task
 
     spec = get_task(cfg.task)
+    check_choice("train.strategy", cfg.train.strategy, ("auto", *spec.strategies))
     check_monitor(cfg.train.monitor, spec.metrics, task=spec.name)
 
 

@@ -11,19 +11,26 @@ __all__ = ["resolve_choices"]
 
 
 def resolve_choices(cfg: FitConfig, n_train: int, *, device: Any = None) -> FitConfig:
-    """``cfg`` with the strategy, the augmentation preset, the fine-tuning LR and (given the
-    ``device``) the DataLoader workers decided for a training split of ``n_train`` images. The
+    """``cfg`` with the strategy, the augmentation preset, the epochs, the batch size, the
+    fine-tuning LR and (given the ``device``) the DataLoader workers decided for a training split of ``n_train`` images. The
     model name and input size are resolved with the model (see ``workflows.fit_classification``)."""
     from headstart.data.transforms import resolve_augment_preset
-    from headstart.tasks.classification.strategies import default_lr, resolve_strategy
+    from headstart.tasks.classification.strategies import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_EPOCHS,
+        default_lr,
+        resolve_strategy,
+    )
 
     t = cfg.train
     strategy = resolve_strategy(t.strategy, n_train, pretrained=cfg.model.pretrained)
     preset = resolve_augment_preset(cfg.augment.preset, n_train)
-    lr = t.lr if t.lr is not None else default_lr(strategy, t.batch_size, t.optimizer)
+    batch_size = t.batch_size or DEFAULT_BATCH_SIZE
+    lr = t.lr if t.lr is not None else default_lr(strategy, batch_size, t.optimizer)
     update: dict[str, Any] = {
         "augment": cfg.augment.model_copy(update={"preset": preset}),
-        "train": t.model_copy(update={"strategy": strategy, "lr": lr}),
+        "train": t.model_copy(update={"strategy": strategy, "lr": lr, "batch_size": batch_size,
+                                      "epochs": t.epochs or DEFAULT_EPOCHS}),
     }
     if device is not None and cfg.data.num_workers is None:
         from headstart.data.dataset import default_num_workers

@@ -25,6 +25,7 @@ SPEC = TaskSpec(
     metrics=METRIC_DIRECTIONS,
     default_monitor="val_loss",
     objective="val_accuracy",
+    strategies=("linear-probe", "full", "lp-ft"),
     parts={
         "load_model": "headstart.tasks.classification.export:load_run_model",
         "export_wrapper": "headstart.tasks.classification.export:probability_model",

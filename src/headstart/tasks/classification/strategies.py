@@ -13,9 +13,11 @@ from __future__ import annotations
 from headstart.config import TrainConfig
 from headstart.engine.stages import Stage
 
-__all__ = ["STRATEGIES", "resolve_strategy", "default_lr", "plan_stages"]
+__all__ = ["STRATEGIES", "DEFAULT_EPOCHS", "DEFAULT_BATCH_SIZE", "resolve_strategy", "default_lr", "plan_stages"]
 
 STRATEGIES = ("linear-probe", "full", "lp-ft")
+DEFAULT_EPOCHS = 10  # train.epochs when not given
+DEFAULT_BATCH_SIZE = 32  # train.batch_size when not given
 
 
 def resolve_strategy(strategy: str, n_train: int, *, pretrained: bool = True) -> str:
@@ -45,7 +47,8 @@ def default_lr(strategy: str, batch_size: int, optimizer: str) -> float:
 
 
 def plan_stages(cfg: TrainConfig, strategy: str) -> list[Stage]:
-    lr = cfg.lr if cfg.lr is not None else default_lr(strategy, cfg.batch_size, cfg.optimizer)
+    batch_size = cfg.batch_size or DEFAULT_BATCH_SIZE
+    lr = cfg.lr if cfg.lr is not None else default_lr(strategy, batch_size, cfg.optimizer)
     probe = Stage("probe", cfg.probe_epochs, cfg.probe_lr, on_features=True)
-    finetune = Stage("finetune", cfg.epochs, lr)
+    finetune = Stage("finetune", cfg.epochs or DEFAULT_EPOCHS, lr)
     return {"linear-probe": [probe], "full": [finetune], "lp-ft": [probe, finetune]}[strategy]
