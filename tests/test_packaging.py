@@ -59,7 +59,7 @@ def test_base_and_predict_install_no_torch(project):
 
 def test_train_extra_holds_the_training_stack_with_version_floors(project):
     train = project["optional-dependencies"]["train"]
-    assert {_name(r) for r in train} == HEAVY | {"rich", "tqdm"}
+    assert {_name(r) for r in train} == HEAVY | {"rich", "tqdm", "faster-coco-eval"}
     assert all(">=" in r for r in train), train
 
 

@@ -27,7 +27,8 @@ __all__ = ["optional_import", "check_extras", "missing_modules", "extra_of_modul
 # extra of pyproject.toml -> the modules (import names) a feature of that extra cannot run without.
 # tests/test_packaging.py checks that each module is installed by a package listed in that extra.
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "train": ("torch", "torchvision", "timm", "sklearn", "safetensors", "matplotlib", "rich", "tqdm"),
+    "train": ("torch", "torchvision", "timm", "sklearn", "safetensors", "matplotlib", "rich", "tqdm",
+              "faster_coco_eval"),
     "predict": ("onnxruntime",),
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "serve": ("fastapi", "uvicorn", "python_multipart"),
@@ -37,7 +38,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
 
 
 # import name -> pip package, where they differ (for messages)
-_PACKAGE_OF = {"sklearn": "scikit-learn", "python_multipart": "python-multipart"}
+_PACKAGE_OF = {"sklearn": "scikit-learn", "python_multipart": "python-multipart",
+               "faster_coco_eval": "faster-coco-eval"}
 
 
 class MissingDependencyError(HeadstartError, ImportError):
