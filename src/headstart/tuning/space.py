@@ -159,10 +159,11 @@ def _check_value(name: str, value: Any) -> None:
     """Check a value against the config's own validation, so a range that the config rejects
     fails here with the config's message instead of in the middle of the study."""
     from headstart.config import build_config
+    from headstart.workflows.fit import check_task
 
     tree: dict[str, Any] = {}
     apply_params(tree, {name: value})
-    build_config(config=tree)
+    check_task(build_config(config=tree))  # the task's own names (strategy, monitor) too
 
 
 def _parse_param(name: str, spec: Any) -> Param | None:
