@@ -91,7 +91,7 @@ def test_missing_weights_error_names_the_import_command(image_folder, tmp_path, 
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"task": "clasify"}, r"The 'task' parameter must be one of \{'classify'\}. Got 'clasify'. Did you mean 'classify'"),
+    ({"task": "clasify"}, r"The 'task' parameter must be one of \{'classify', 'detect'\}. Got 'clasify'. Did you mean 'classify'"),
     ({"monitor": "val_f1"}, r"The 'train.monitor' parameter must be one of the 'classify' task's validation metrics"
                             r" \{'val_accuracy', 'val_balanced_accuracy', 'val_loss', 'val_macro_f1'\}. Got 'val_f1'"),
 ])

@@ -143,8 +143,8 @@ class DetectConfig(_Section):
     """The backbone's LR as a fraction of the neck's and heads' while everything trains."""
     anchors: Literal["auto", "default"] = "auto"
     """auto: anchor sizes and aspect ratios from the training boxes; default: torchvision's (COCO's)."""
-    fpn_channels: int = Field(128, ge=8)
-    """Channels of the feature pyramid."""
+    fpn_channels: int = Field(128, ge=32, multiple_of=32)
+    """Channels of the feature pyramid (a multiple of 32: FCOS's head uses GroupNorm with 32 groups)."""
     conf: float | None = Field(None, ge=0, le=1)
     """Default score threshold of predict (default: the one that maximised F1 on the evaluated split)."""
     max_det: int = Field(100, ge=1)
@@ -197,12 +197,13 @@ class TrainConfig(_Section):
     """Keep BatchNorm statistics frozen while fine-tuning (helps with tiny batches)."""
     patience: int | None = Field(5, ge=1, json_schema_extra=_cli("--patience"))
     """Early stopping: epochs without improvement of ``monitor``; null disables."""
-    monitor: str = Field("val_loss", json_schema_extra=_cli(
+    monitor: str = Field("auto", json_schema_extra=_cli(
         "--monitor", text=True, metavar="METRIC",
-        help="validation metric of early stopping and the best checkpoint, one of the task's: for classify"
-             " val_loss (default), val_accuracy, val_balanced_accuracy or val_macro_f1"))
+        help="validation metric of early stopping and the best checkpoint (default: the task's, val_loss for"
+             " classify and val_map for detect); classify also has val_accuracy, val_balanced_accuracy,"
+             " val_macro_f1; detect val_map50, val_map75"))
     """Validation metric of early stopping and of the best checkpoint: one of the task's validation
-    metrics (headstart.tasks), checked when the run starts."""
+    metrics (headstart.tasks), ``auto`` for the task's default; metrics (headstart.tasks), checked when the run starts."""
     grad_clip: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0, json_schema_extra=_cli("--seed"))
     """Seed of the data split, the initialisation, shuffling and augmentation."""

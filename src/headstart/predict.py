@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from headstart.errors import DatasetNotFoundError
+from headstart.data.inputs import expand_inputs
 
 __all__ = ["Prediction", "Predictor", "load_predictor", "expand_inputs", "format_predictions"]
 
@@ -38,32 +38,19 @@ class Prediction:
         return d
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
-    from headstart.data.decode import IMAGE_EXTENSIONS
-
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
-            )
-            if not found:
-                raise DatasetNotFoundError(f"The folder {str(p)!r} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
-            paths.extend(found)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise DatasetNotFoundError(f"The input {str(p)!r} does not exist. Pass image files or folders of images.")
-    return paths
-
-
 def load_predictor(path: str | Path, *, device: str = "cpu", threads: int | None = None) -> "Predictor":
-    """A :class:`Predictor` for a run folder, an ``.onnx`` file or a TorchScript file (``.ts``)."""
-    from headstart.export.runtime import load_backend
+    """A predictor for a run folder, an ``.onnx`` file or a TorchScript file (``.ts``): a
+    :class:`Predictor` (labels) for classification, a
+    :class:`~headstart.tasks.detection.predict.BoxPredictor` (boxes) for a detection run folder."""
+    from headstart.export.runtime import artefact_kind, load_backend
 
+    if artefact_kind(path) == "run":
+        from headstart.tasks import task_of_run
+
+        if task_of_run(path).name == "detect":
+            from headstart.tasks.detection.predict import BoxPredictor
+
+            return BoxPredictor.from_run(path, device=device)
     return Predictor.from_backend(load_backend(path, device=device, threads=threads))
 
 

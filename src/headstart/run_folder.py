@@ -126,14 +126,17 @@ class RunFolder:
         num_outputs: int,
         preprocessing: dict[str, Any],
         provenance: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> None:
+        """The model bundle; ``extra``: task-specific entries of model.json (a detector's spec, ...)."""
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         atomic_write(self.model_dir / "model.safetensors", lambda tmp: save_file(tensors, tmp))
         atomic_write_json(
             self.model_dir / "model.json",
-            {"task": task, "architecture": architecture, "num_outputs": num_outputs, "num_classes": len(classes)},
+            {"task": task, "architecture": architecture, "num_outputs": num_outputs, "num_classes": len(classes),
+             **(extra or {})},
         )
         atomic_write_json(self.model_dir / "labels.json", {"classes": list(classes)})
         atomic_write_json(self.model_dir / "preprocessing.json", preprocessing)

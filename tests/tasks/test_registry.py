@@ -10,7 +10,7 @@ from headstart.tasks import TASKS, TaskSpec, UnsupportedForTask, get_task, task_
 
 def test_get_task_suggests_close_names():
     assert get_task("classify").metrics["val_loss"] == "min"
-    with pytest.raises(ConfigError, match=r"The 'task' parameter must be one of \{'classify'\}. Got 'clasify'."
+    with pytest.raises(ConfigError, match=r"The 'task' parameter must be one of \{'classify', 'detect'\}. Got 'clasify'."
                                           r" Did you mean 'classify'\?"):
         get_task("clasify")
 

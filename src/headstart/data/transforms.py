@@ -152,6 +152,14 @@ def _resized_size(width: int, height: int, pre: Preprocessing) -> tuple[int, int
     return int(size * width / height), size
 
 
+def resize_image(image, pre: Preprocessing):
+    """A Pillow RGB image resized as the cache stores it for ``pre`` (see :func:`load_resized`)."""
+    target = _resized_size(image.width, image.height, pre)
+    if target != image.size:
+        image = image.resize(target, _pil_resample(pre.interpolation))
+    return image
+
+
 def load_resized(path: str | Path, pre: Preprocessing):
     """Decode ``path`` to RGB and resize it for ``pre``; return a uint8 CHW tensor.
 
@@ -163,10 +171,7 @@ def load_resized(path: str | Path, pre: Preprocessing):
     import torch
 
     # Let libjpeg skip most of the work for photos much larger than needed (see open_rgb).
-    image = open_rgb(path, draft=2 * pre.resize_size)
-    target = _resized_size(image.width, image.height, pre)
-    if target != image.size:
-        image = image.resize(target, _pil_resample(pre.interpolation))
+    image = resize_image(open_rgb(path, draft=2 * pre.resize_size), pre)
     # HWC -> CHW in numpy: warm() calls this from a thread pool, and keeping torch kernels (and
     # their OpenMP thread teams) out of those threads leaves torch's own threading undisturbed.
     array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))

@@ -55,6 +55,8 @@ class EarlyStopping(Callback):
             self.bad_epochs = 0
 
     def on_epoch_end(self, trainer, row):
+        if self.monitor == "auto":
+            self.monitor = trainer.monitor
         direction = trainer.task.metric_directions[self.monitor]
         if is_better(row[self.monitor], self.stage_best, direction):
             self.stage_best = row[self.monitor]

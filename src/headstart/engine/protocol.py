@@ -43,7 +43,8 @@ class TrainableTask(Protocol):
     """The engine's view of a task bound to one run."""
 
     model: "torch.nn.Module"
-    #: validation metric -> 'min' or 'max' (see :mod:`headstart.engine.metrics`)
+    #: validation metric -> 'min' or 'max' (see :mod:`headstart.engine.metrics`); the first one is
+    #: the task's default for ``train.monitor: auto``
     metric_directions: Mapping[str, str]
     #: (history key, short label) pairs shown on each epoch's progress line
     progress_columns: Sequence[tuple[str, str]]

@@ -89,7 +89,9 @@ class Trainer:
         task_name: str = "this",
     ):
         self.task = task
-        self.monitor = check_monitor(cfg.monitor, task.metric_directions, task=task_name)
+        # 'auto': the task's default, the first metric of its table
+        monitor = next(iter(task.metric_directions)) if cfg.monitor == "auto" else cfg.monitor
+        self.monitor = check_monitor(monitor, task.metric_directions, task=task_name)
         self.direction = task.metric_directions[self.monitor]
         self.task.model = task.model.to(dev.device)
         if dev.channels_last:

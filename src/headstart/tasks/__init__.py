@@ -15,10 +15,11 @@ from headstart._validation import did_you_mean
 from headstart.errors import ConfigError, RunFolderError
 from headstart.tasks.base import TaskSpec, UnsupportedForTask
 from headstart.tasks.classification.spec import SPEC as CLASSIFICATION
+from headstart.tasks.detection.spec import SPEC as DETECTION
 
 __all__ = ["TASKS", "TaskSpec", "UnsupportedForTask", "get_task", "task_of_run", "metric_directions"]
 
-TASKS: dict[str, TaskSpec] = {CLASSIFICATION.name: CLASSIFICATION}
+TASKS: dict[str, TaskSpec] = {CLASSIFICATION.name: CLASSIFICATION, DETECTION.name: DETECTION}
 
 
 def get_task(name: str) -> TaskSpec:

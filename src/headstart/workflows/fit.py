@@ -21,7 +21,8 @@ from headstart.workflows.result import FitResult, load
 __all__ = ["FitResult", "fit", "load", "resolve_config", "FIT_WORKFLOWS"]
 
 # task -> the module whose run(cfg, run, console, verbose, callbacks) carries out its fit
-FIT_WORKFLOWS: dict[str, str] = {"classify": "headstart.workflows.fit_classification"}
+FIT_WORKFLOWS: dict[str, str] = {"classify": "headstart.workflows.fit_classification",
+                                  "detect": "headstart.workflows.fit_detection"}
 
 
 def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, Any]) -> tuple[FitConfig, RunFolder]:
@@ -41,22 +42,25 @@ def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, 
     cfg = build_config(data, config=config, overrides=overrides, **kwargs)
     if cfg.data.path is None:
         raise ConfigError("The 'data.path' parameter is required: pass a folder of images or a CSV file.")
-    check_task(cfg)
+    cfg = check_task(cfg)
     out = cfg.out if cfg.out is not None else default_run_dir(cfg.data.path)
     run = RunFolder.create(out)
     return cfg.model_copy(update={"out": run.path}), run
 
 
-def check_task(cfg: FitConfig) -> None:
+def check_task(cfg: FitConfig) -> FitConfig:
     """The config's task is registered, knows ``train.strategy`` and reports the metric that
-    ``train.monitor`` names: checked before any data is read."""
+    ``train.monitor`` names (``auto``: the task's default, filled in): checked before any data is read."""
     from headstart._validation import check_choice
     from headstart.engine.metrics import check_monitor
     from headstart.tasks import get_task
 
     spec = get_task(cfg.task)
     check_choice("train.strategy", cfg.train.strategy, ("auto", *spec.strategies))
+    if cfg.train.monitor == "auto":
+        return cfg.model_copy(update={"train": cfg.train.model_copy(update={"monitor": spec.default_monitor})})
     check_monitor(cfg.train.monitor, spec.metrics, task=spec.name)
+    return cfg
 
 
 def _console(verbose: bool):

@@ -5,10 +5,8 @@ the run top to bottom in :func:`run`, and ``tune`` reuses the "resolve every aut
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from headstart.config import FitConfig
@@ -176,6 +174,7 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
     from headstart.predict import Predictor
     from headstart.reporting.fit_hooks import report_after_fit, save_predictions
     from headstart.tasks.classification.plots import plot_confusion_matrix, plot_learning_curves
+    from headstart.workflows.provenance import provenance
 
     eval_split = metrics["split"]
     run.write_metrics(metrics)
@@ -191,7 +190,7 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
         classes=index.classes,
         num_outputs=model.num_outputs,
         preprocessing=model.pre.to_dict(),
-        provenance=_provenance(__version__, cfg, index, model.weights),
+        provenance=provenance(__version__, cfg, index, model.weights),
     )
     console.print(
         f"{eval_split}: accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}, "
@@ -207,24 +206,3 @@ def _source_text(weights) -> str:
     if weights is None:
         return "random init"
     return f"weights from {weights.source}" + (f" {weights.sha256[:12]}" if weights.sha256 else "")
-
-
-def _provenance(version: str, cfg: FitConfig, index, weights) -> dict[str, Any]:
-    import timm
-    import torch
-    import torchvision
-
-    return {
-        "headstart_version": version,
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "timm_version": timm.__version__,
-        "python_version": platform.python_version(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": cfg.train.seed,
-        "dataset": {"root": str(index.root), "layout": index.layout, "fingerprint": index.fingerprint(),
-                    "sizes": {k: len(v) for k, v in index.splits.items()}},
-        "weights": None if weights is None else {
-            "source": weights.source, "path": str(weights.path) if weights.path else None, "sha256": weights.sha256,
-        },
-    }

@@ -1,0 +1,114 @@
+"""The detection task as the engine sees it (:class:`headstart.engine.protocol.TrainableTask`).
+
+A training step is torchvision's: the detector takes images and targets in train mode and returns
+its dict of losses, which the engine sums (and logs part by part). Validation runs the detector in
+eval mode over the val split and scores its boxes with COCO's metrics. The ``head`` stage trains the
+feature pyramid and the heads on a frozen backbone; later stages train everything, the backbone at
+``backbone_lr_ratio`` of the LR (timm's schedulers honour a group's ``lr_scale``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from headstart.engine.device import DeviceSettings
+from headstart.engine.protocol import StepOutput
+from headstart.engine.stages import Stage
+from headstart.tasks.detection.models import backbone_parameters
+from headstart.tasks.detection.spec import METRIC_DIRECTIONS, PROGRESS_COLUMNS
+
+__all__ = ["DetectionTask", "predict_boxes", "ground_truth"]
+
+
+def _groups(params: Sequence[torch.nn.Parameter], weight_decay: float, lr_scale: float) -> list[dict[str, Any]]:
+    """Weight decay on weights only (not on biases and norms), as timm's param_groups_weight_decay."""
+    decay = [p for p in params if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in params if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": lr_scale},
+              {"params": no_decay, "weight_decay": 0.0, "lr_scale": lr_scale}]
+    return [g for g in groups if g["params"]]
+
+
+class DetectionTask:
+    name = "detect"
+    metric_directions = METRIC_DIRECTIONS
+    progress_columns = PROGRESS_COLUMNS
+
+    def __init__(self, model: torch.nn.Module, *, make_loader: Callable, dev: DeviceSettings, classes: Sequence[str],
+                 val_samples: Sequence, weight_decay: float, backbone_lr_ratio: float):
+        self.model = model
+        self.make_loader = make_loader
+        self.dev = dev
+        self.classes = list(classes)
+        self.val_samples = list(val_samples)
+        self.weight_decay = weight_decay
+        self.backbone_lr_ratio = backbone_lr_ratio
+
+    def setup_stage(self, stage: Stage, done: Sequence[Stage]) -> list[dict[str, Any]]:
+        body, rest = backbone_parameters(self.model)
+        frozen = stage.name == "head"
+        for p in body:
+            p.requires_grad_(not frozen)
+        for p in rest:
+            p.requires_grad_(True)
+        groups = _groups(rest, self.weight_decay, 1.0)
+        if not frozen:
+            groups += _groups(body, self.weight_decay, self.backbone_lr_ratio)
+        return groups
+
+    def steps_per_epoch(self, stage: Stage) -> int:
+        return len(self.make_loader("train", seed=0))
+
+    def train_batches(self, stage: Stage, seed: int):
+        self.model.train()  # the backbone's BatchNorm is frozen (FrozenBatchNorm2d) whatever the mode
+        return self.make_loader("train", seed=seed)
+
+    def training_step(self, stage: Stage, batch) -> StepOutput:
+        images, targets = batch
+        images = [self.dev.to_device(im) for im in images]
+        targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(self.dev.device),
+                    "labels": t["labels"].to(self.dev.device)} for t in targets]
+        losses = self.model(images, targets)
+        return StepOutput(losses, len(images))
+
+    def validate(self, stage: Stage) -> dict[str, float]:
+        from headstart.tasks.detection.metrics import coco_metrics
+
+        detections = predict_boxes(self.model, self.make_loader("val", seed=0), self.dev)
+        m = coco_metrics(ground_truth(self.val_samples), detections, self.classes)
+        return {key: float(m[key.removeprefix("val_")] or 0.0) for key in METRIC_DIRECTIONS}
+
+    def end_stage(self, stage: Stage) -> None:
+        pass
+
+
+def ground_truth(samples: Sequence) -> list[dict[str, Any]]:
+    """The evaluation's ground truth from the data layer's BoxSamples (original pixels)."""
+    return [{"image_id": s.image_id, "width": s.width, "height": s.height, "boxes": list(s.boxes),
+             "labels": list(s.labels), "ignore": list(s.ignore)} for s in samples]
+
+
+@torch.no_grad()
+def predict_boxes(model: torch.nn.Module, loader, dev: DeviceSettings) -> list[dict[str, Any]]:
+    """The detector's boxes for every image of ``loader``, in the original images' pixels, labels
+    0-based (the detector's 0 is background)."""
+    was_training = model.training
+    model.eval()
+    out: list[dict[str, Any]] = []
+    try:
+        for images, targets in loader:
+            with dev.autocast():
+                results = model([dev.to_device(im) for im in images])
+            for result, target in zip(results, targets):
+                scale = float(target["scale"])
+                out.append({
+                    "image_id": int(target["image_id"]),
+                    "boxes": (result["boxes"].float().cpu() / scale).numpy(),
+                    "scores": result["scores"].float().cpu().numpy(),
+                    "labels": (result["labels"].cpu() - 1).numpy(),
+                })
+    finally:
+        model.train(was_training)
+    return out
