@@ -88,14 +88,16 @@ def _merge_repeats(images: list[ParsedImage], root: Path, problems: list[Problem
             out.append(im)
             continue
         name = relative_name(im.path, root)
+        source, where = im.listed_at or (im.source, im.where)
         if seen.split == im.split:
             seen.boxes.extend(im.boxes)
+            first_at = (seen.listed_at or (seen.source, seen.where))[1] or seen.source
             problems.append(Problem(
-                im.source, im.where, f"the image {name!r} is listed again (first at {seen.where or seen.source})",
+                source, where, f"the image {name!r} is listed again (first at {first_at})",
                 "List each image once; its boxes were pooled.", "warning", "kept"))
         else:
             problems.append(Problem(
-                im.source, im.where, f"the image {name!r} of the {im.split} split is also in the {seen.split} split",
+                source, where, f"the image {name!r} of the {im.split} split is also in the {seen.split} split",
                 f"Keep each image in one split; it was left out of {im.split} (an image in two splits"
                 " makes the evaluation score images the model trained on).", "error", "skipped"))
     return out

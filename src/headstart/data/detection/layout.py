@@ -8,9 +8,10 @@ the one JSON in ``annotations/``). A path may also name the YAML or the JSON fil
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
-from headstart._validation import close_matches, did_you_mean
+from headstart._validation import did_you_mean
 from headstart.data.decode import is_image_file
 from headstart.data.detection.coco import EXPORT_JSON, coco_files, export_files, read_coco
 from headstart.data.detection.parsed import POOL, ParsedDataset
@@ -80,9 +81,10 @@ def _hints(root: Path) -> list[str]:
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     hints = []
     for p in entries:
-        close = [m for m in close_matches(p.name, _KNOWN_NAMES, n=1) if m != p.name]
+        # Case-sensitive on purpose: COCO's annotations/ and VOC's Annotations/ are different layouts.
+        close = difflib.get_close_matches(p.name, _KNOWN_NAMES, n=2, cutoff=0.8)
         if close and p.name not in _KNOWN_NAMES:
-            hints.append(f"'{p.name}' is not a name headstart looks for; did you mean {close[0]!r}?")
+            hints.append(f"{p.name!r} is not a name headstart looks for; did you mean {' or '.join(map(repr, close))}?")
     for p in entries:
         if p.is_dir() and _layout_of(p) is not None:
             hints.append(f"Its subfolder {p.name!r} holds a {_layout_of(p)[0]} dataset: pass {str(p)!r}.")

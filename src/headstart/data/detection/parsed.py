@@ -38,7 +38,9 @@ class ParsedImage:
     """One image listed by the dataset, its split and its boxes (possibly none: a background image).
 
     ``declared_size`` is the ``(width, height)`` the annotation file states (COCO, VOC), checked
-    against the file; ``None`` when the format has none (YOLO).
+    against the file; ``None`` when the format has none (YOLO). ``source``/``where`` name the entry
+    that describes the image; ``listed_at`` the (file, line) that put it in its split when that is
+    another file (VOC's ImageSets lists), else ``None``.
     """
 
     path: Path
@@ -47,6 +49,7 @@ class ParsedImage:
     declared_size: tuple[int, int] | None = None
     source: str = ""
     where: str | None = None
+    listed_at: tuple[str, str | None] | None = None
 
 
 @dataclass

@@ -90,6 +90,6 @@ def raise_if_strict(problems: Sequence[Problem], strict: bool, where: str) -> No
         return
     raise DataError(
         f"{len(problems)} problem(s) in the dataset {where!r} (strict is on):\n"
-        f"{format_problems(problems)}\nFix them in the annotation files, or turn strict off to"
+        f"{format_problems(problems)}\nFix the files named above, or turn strict off to"
         " repair or leave out these boxes and images and list them instead."
     )

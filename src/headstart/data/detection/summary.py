@@ -150,7 +150,7 @@ class DetectionSummary:
         def row(label: str, cells: list[str]) -> str:
             return "  ".join([label.ljust(first)] + [c.rjust(cell) for c in cells])
 
-        header1 = row("", [x for s in splits for x in (s, "")])
+        header1 = "  ".join([" " * first] + [s.center(2 * cell + 2) for s in splits])
         header2 = row("class", [x for _ in splits for x in ("images", "boxes")])
         lines = [header1.rstrip(), header2, "-" * len(header2)]
         for c in self.classes:

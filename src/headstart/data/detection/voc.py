@@ -157,10 +157,11 @@ def read_voc(root: Path) -> ParsedDataset:
             continue
         el = load_xml(xml_path)
         path = _image_path(xml_path, _text(el, "filename"), images_dir, by_stem)
-        parsed.append((xml_path, split, path, _declared_size(el), _objects(xml_path, el)))
+        listed_at = (src, where) if where is not None else None
+        parsed.append((xml_path, split, path, _declared_size(el), _objects(xml_path, el), listed_at))
 
     given, class_file = _class_list(root)
-    classes = given if given is not None else sorted({n for *_, objs in parsed for n, *_ in objs if n})
+    classes = given if given is not None else sorted({n for *_, objs, _ in parsed for n, *_ in objs if n})
     label_of = {name: i for i, name in enumerate(classes)}
     if not classes:
         raise DataError(
@@ -168,9 +169,9 @@ def read_voc(root: Path) -> ParsedDataset:
             " Add objects with a <name> and a <bndbox> to the XML files."
         )
     images = []
-    for xml_path, split, path, declared, objects in parsed:
+    for xml_path, split, path, declared, objects, listed_at in parsed:
         source = str(xml_path)
-        image = ParsedImage(path, split, [], declared, source, None)
+        image = ParsedImage(path, split, [], declared, source, None, listed_at)
         for name, box, difficult, where in objects:
             if not name:
                 problems.append(Problem(source, where, "has no <name> (its class)", "Give the object a <name>."))
