@@ -243,7 +243,7 @@ def test_swapped_declared_size_points_at_exif(tmp_path):
     xml.write_text(xml.read_text().replace("<width>64</width>", "<width>48</width>")
                    .replace("<height>48</height>", "<height>64</height>"))
     p = _only(load_detection_dataset(root, test_fraction=0), "kept")
-    assert "EXIF orientation" in p.fix and p.path.endswith("t3.xml")
+    assert "EXIF orientation" in p.fix and p.path.endswith("t3.xml") and p.severity == "error"
 
 
 def test_image_in_two_splits_is_left_out_of_the_later(tmp_path):
@@ -293,3 +293,18 @@ def test_a_dataset_without_usable_boxes_is_fatal(tmp_path):
     root = write_coco(tmp_path / "c", images, CLASSES)
     with pytest.raises(DataError, match=r"has 2 images but not one usable box"):
         load_detection_dataset(root, test_fraction=0)
+
+
+def test_image_listed_twice_in_one_split_has_its_boxes_pooled(tmp_path):
+    root = _coco(tmp_path)
+
+    def repeat(data):
+        data["images"].append({"id": 50, "file_name": "t2.png", "width": 64, "height": 48})
+        data["annotations"].append({"id": 600, "image_id": 50, "category_id": 1, "bbox": [40, 20, 10, 10]})
+
+    edit_json(root / "annotations" / "instances_train.json", repeat)
+    index = load_detection_dataset(root, test_fraction=0)
+    p = _only(index, "kept")
+    assert p.where == "image 50" and p.message == "the image 'train/t2.png' is listed again (first at image 1)"
+    assert [index.classes[i] for i in _sample(index, "t2.png").labels] == ["dog", "cat"]
+    _strict(root, r"image 50: the image 'train/t2\.png' is listed again \(first at image 1\) \(kept\)\. List each")

@@ -289,3 +289,27 @@ def test_split_json_roundtrips_boxes_exactly(tmp_path):
     assert again.splits == index.splits and again.classes == index.classes
     assert again.fingerprint() == index.fingerprint()
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_roboflow_super_category_is_a_noted_class(tmp_path):
+    root = write_coco(tmp_path / "rf", standard_images(), CLASSES, layout="coco-export")
+    from tests.data.detection.conftest import edit_json
+
+    for folder in ("train", "valid"):
+        edit_json(root / folder / "_annotations.coco.json",
+                  lambda d: d["categories"].insert(0, {"id": 0, "name": "animals", "supercategory": "none"}))
+    index = load_detection_dataset(root, test_fraction=0, strict=True)  # a note is no problem
+    assert index.classes == ["animals", *CLASSES]
+    assert any("'animals' (id 0) has no boxes (Roboflow exports list the dataset's super-category" in n
+               for n in index.notes)
+
+
+def test_yolo_yaml_elsewhere_with_a_path_key(tmp_path):
+    root = write_yolo(tmp_path / "data" / "pets", standard_images(), CLASSES)
+    config = tmp_path / "configs" / "pets.yaml"
+    config.parent.mkdir()
+    doc = yaml.safe_load((root / "data.yaml").read_text())
+    config.write_text(yaml.safe_dump({**doc, "path": "../data/pets"}))
+    index = load_detection_dataset(config, test_fraction=0)
+    assert index.root == root
+    _assert_same(_as_table(index), _expected(standard_images()))

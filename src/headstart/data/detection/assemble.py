@@ -106,16 +106,21 @@ def _merge_repeats(images: list[ParsedImage], root: Path, problems: list[Problem
 def _size_problem(im: ParsedImage, real: tuple[int, int], root: Path) -> Problem:
     (dw, dh), (w, h) = im.declared_size, real
     fix = f"Correct the width and height in {Path(im.source).name}; its boxes were checked against the real size."
+    severity = "warning"
     if (dw, dh) == (h, w):
+        # Turned by 90 degrees: almost always an EXIF orientation tag the annotation tool ignored,
+        # so the boxes were drawn on the sideways picture and do not fit the upright one.
+        severity = "error"
         fix = (
-            "The image is stored rotated with an EXIF orientation tag, and the annotation tool"
-            " measured it unrotated; headstart reads images upright, so annotate (or export) the"
-            " upright image. Its boxes were checked against the upright size."
+            "The stated size is the image's size turned by 90 degrees: the file probably has an EXIF"
+            " orientation tag that the annotation tool ignored, so its boxes may be drawn on the"
+            " sideways picture. headstart reads images upright: annotate (or export) the upright"
+            " image. Its boxes were checked against the upright size."
         )
     return Problem(
         im.source, im.where,
         f"states the size {dw}x{dh} for {relative_name(im.path, root)!r}, but the image is {w}x{h}",
-        fix, "warning", "kept")
+        fix, severity, "kept")
 
 
 _DROP_REASON = {

@@ -81,7 +81,7 @@ def _base(doc: dict, yaml_path: Path, notes: list[str]) -> Path:
     if not given:
         return here
     base = Path(str(given)).expanduser()
-    base = base if base.is_absolute() else here / base
+    base = Path(os.path.normpath(base if base.is_absolute() else here / base))
     if base.is_dir():
         return base
     notes.append(
@@ -230,7 +230,7 @@ def read_yolo(yaml_path: Path) -> ParsedDataset:
     if list(names) != list(range(len(names))):
         notes.append(f"The class ids of {yaml_path.name} are not 0..{len(names) - 1} ({', '.join(map(str, names))}).")
     base = _base(doc, yaml_path, notes)
-    root = yaml_path.parent
+    root = base  # the dataset's folder: 'path' when given (and present), else the YAML's folder
     if not doc.get("train"):
         raise DataError(
             f"The YOLO dataset file {str(yaml_path)!r} has no 'train' entry. Add 'train: images/train'"
