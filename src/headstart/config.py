@@ -143,8 +143,9 @@ class DetectConfig(_Section):
     """The backbone's LR as a fraction of the neck's and heads' while everything trains."""
     anchors: Literal["auto", "default"] = "auto"
     """auto: anchor sizes and aspect ratios from the training boxes; default: torchvision's (COCO's)."""
-    fpn_channels: int = Field(128, ge=32, multiple_of=32)
-    """Channels of the feature pyramid (a multiple of 32: FCOS's head uses GroupNorm with 32 groups)."""
+    fpn_channels: int = Field(128, ge=64, multiple_of=32)
+    """Channels of the feature pyramid: a multiple of 32 and at least 64 (FCOS's head normalises
+    with GroupNorm in 32 groups, which needs two channels a group on a one-pixel level)."""
     conf: float | None = Field(None, ge=0, le=1)
     """Default score threshold of predict (default: the one that maximised F1 on the evaluated split)."""
     max_det: int = Field(100, ge=1)

@@ -63,7 +63,6 @@ class BoxPredictor:
                 batch_size: int = 8, progress: bool = False, **_: Any) -> list[BoxPrediction]:
         import torch
 
-        from headstart.data.decode import open_rgb
         from headstart.data.inputs import expand_inputs
         from headstart.errors import DataError
 
@@ -76,7 +75,7 @@ class BoxPredictor:
             images, ok = [], []
             for p in paths[start : start + batch_size]:
                 try:
-                    images.append(self._load(p, open_rgb))
+                    images.append(self._load(p))
                     ok.append(p)
                 except (DataError, OSError) as exc:
                     results.append(BoxPrediction(str(p), error=str(exc)))
@@ -94,18 +93,15 @@ class BoxPredictor:
         results.sort(key=lambda r: order[r.path])
         return results
 
-    def _load(self, path: Path, open_rgb):
-        """(float CHW in [0, 1] at the input size, scale from the image's pixels, (width, height))."""
-        import numpy as np
-        import torch
+    def _load(self, path: Path):
+        """(float CHW in [0, 1] at the input size, scale from the image's pixels, (width, height)):
+        the very pixels the run was evaluated on (the image cache's decode and resize)."""
+        from headstart.data.decode import image_size
+        from headstart.data.transforms import load_resized
 
-        from headstart.data.transforms import resize_image
-
-        image = open_rgb(path)
-        size = image.size
-        image = resize_image(image, self.preprocessing)
-        array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        return torch.from_numpy(np.ascontiguousarray(array)), image.width / size[0], size
+        size = image_size(path)
+        image = load_resized(path, self.preprocessing)
+        return image.float() / 255.0, image.shape[-1] / size[0], size
 
 
 def format_box_predictions(preds: Sequence[BoxPrediction], fmt: str = "table") -> str:
