@@ -221,9 +221,11 @@ class TrainConfig(_Section):
 class FitConfig(_Section):
     """Everything a ``headstart fit`` run needs; ``config.yaml`` in a run folder is its dump."""
 
-    task: str = Field("classify", json_schema_extra=_cli(
-        "--task", text=True, metavar="TASK", help="what to train: classify (image classification, the default)"))
-    """The task (headstart.tasks): its data layout, model, losses and metrics; checked when the run starts."""
+    task: str = Field("auto", json_schema_extra=_cli(
+        "--task", text=True, metavar="TASK",
+        help="classify or detect (default auto: detect for a COCO, YOLO or VOC layout, else classify)"))
+    """The task (headstart.tasks): its data layout, model, losses and metrics. auto: detect when the
+    data is a COCO, YOLO or Pascal VOC detection dataset, classify otherwise."""
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

@@ -74,3 +74,16 @@ def test_predict_export_report_doctor_dispatch_on_the_task(tmp_path, bare_task):
         write_report(run)
     with pytest.raises(UnsupportedForTask, match=r"`headstart doctor` has no run checks for bare things runs"):
         doctor(run, level="quick")
+
+
+def test_classification_only_commands_refuse_a_detection_dataset(tmp_path):
+    from headstart.diagnose import doctor
+    from headstart.select.rank import rank
+    from tests.data.detection.conftest import standard_images, write_coco
+
+    data = write_coco(tmp_path / "coco", standard_images(), ["cat", "dog", "bird"]) or tmp_path / "coco"
+    message = r"works on classification datasets in this version; .* is a coco detection dataset"
+    with pytest.raises(UnsupportedForTask, match=r"`headstart rank` " + message):
+        rank(data, candidates="test_resnet", verbose=False)
+    with pytest.raises(UnsupportedForTask, match=r"`headstart doctor` " + message):
+        doctor(data, level="quick")

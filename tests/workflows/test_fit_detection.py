@@ -128,3 +128,13 @@ def test_predict_cli_for_a_detection_run(boxes_dataset, weights_env, tmp_path):
     # classification-only and detection-only options are refused on the other kind of run
     top = cli("--top-k", "3")
     assert top.returncode == 0  # --top-k has a default, so it is accepted and unused
+
+
+def test_the_task_is_detected_from_the_layout(boxes_dataset, image_folder):
+    from headstart.workflows.fit import check_task
+
+    assert check_task(headstart.build_config(boxes_dataset)).task == "detect"
+    assert check_task(headstart.build_config(image_folder)).task == "classify"
+    detect = check_task(headstart.build_config(boxes_dataset))
+    assert detect.train.monitor == "val_map" and "detect:" in detect.to_yaml()
+    assert "detect:" not in check_task(headstart.build_config(image_folder)).to_yaml()

@@ -76,6 +76,9 @@ def _open_target(target: Path, seed: int):
     if not target.exists():
         raise DatasetNotFoundError(f"{str(target)!r} does not exist. Pass a folder of images (or a CSV of path,label)"
                                    " for data checks, or a run folder (with config.yaml) for run checks.")
+    from headstart.tasks import require_classification_data
+
+    require_classification_data(target, "`headstart doctor`")
     return load_dataset(DataConfig(path=target), seed=seed), None, None
 
 

@@ -83,6 +83,9 @@ def _load_index(data, seed: int):
         return data
     if data is None:
         raise ConfigError("The 'data' parameter is required: pass a folder of images or a CSV file.")
+    from headstart.tasks import require_classification_data
+
+    require_classification_data(data, "`headstart rank`")
     return load_dataset(DataConfig(path=Path(data)), seed=seed)
 
 

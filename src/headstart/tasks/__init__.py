@@ -17,7 +17,8 @@ from headstart.tasks.base import TaskSpec, UnsupportedForTask
 from headstart.tasks.classification.spec import SPEC as CLASSIFICATION
 from headstart.tasks.detection.spec import SPEC as DETECTION
 
-__all__ = ["TASKS", "TaskSpec", "UnsupportedForTask", "get_task", "task_of_run", "metric_directions"]
+__all__ = ["TASKS", "TaskSpec", "UnsupportedForTask", "get_task", "task_of_run", "metric_directions",
+           "require_classification_data"]
 
 TASKS: dict[str, TaskSpec] = {CLASSIFICATION.name: CLASSIFICATION, DETECTION.name: DETECTION}
 
@@ -53,3 +54,15 @@ def task_of_run(run_dir: str | Path) -> TaskSpec:
 
 def metric_directions(task: str = CLASSIFICATION.name) -> dict[str, str]:
     return dict(get_task(task).metrics)
+
+
+def require_classification_data(path, command: str) -> None:
+    """A clear error when ``command`` (classification only so far) is given a detection dataset."""
+    from headstart.data.detection import detect_layout
+
+    layout = detect_layout(path) if path is not None and Path(path).exists() else None
+    if layout is not None:
+        raise UnsupportedForTask(
+            f"{command} works on classification datasets in this version; {str(path)!r} is a {layout} detection"
+            f" dataset. Train a detector with `headstart fit {path}` (the task is detected from the layout)."
+        )

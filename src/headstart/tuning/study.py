@@ -210,6 +210,9 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
     cfg = build_config(data, config=config, overrides=overrides, **{k: v for k, v in flat.items() if k != "out"})
     if cfg.data.path is None:
         raise ConfigError("The 'data' parameter is required: pass a folder of images or a CSV file (or --resume RUN_DIR).")
+    from headstart.tasks import require_classification_data
+
+    require_classification_data(cfg.data.path, "`headstart tune`")
     index = load_dataset(cfg.data, seed=cfg.train.seed)
     n_train = len(index.splits["train"])
     if isinstance(space, SearchSpace):

@@ -48,13 +48,26 @@ def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, 
     return cfg.model_copy(update={"out": run.path}), run
 
 
+def resolve_task(cfg: FitConfig) -> FitConfig:
+    """``task: auto`` -> ``detect`` when the data is a detection layout (COCO, YOLO, VOC), else
+    ``classify``."""
+    if cfg.task != "auto":
+        return cfg
+    from headstart.data.detection import detect_layout
+
+    task = "detect" if cfg.data.path is not None and detect_layout(cfg.data.path) else "classify"
+    return cfg.model_copy(update={"task": task})
+
+
 def check_task(cfg: FitConfig) -> FitConfig:
-    """The config's task is registered, knows ``train.strategy`` and reports the metric that
-    ``train.monitor`` names (``auto``: the task's default, filled in): checked before any data is read."""
+    """The config's task (``auto`` resolved from the data's layout) is registered, knows
+    ``train.strategy`` and reports the metric that ``train.monitor`` names (``auto``: the task's
+    default, filled in): checked before any image is read."""
     from headstart._validation import check_choice
     from headstart.engine.metrics import check_monitor
     from headstart.tasks import get_task
 
+    cfg = resolve_task(cfg)
     spec = get_task(cfg.task)
     check_choice("train.strategy", cfg.train.strategy, ("auto", *spec.strategies))
     if cfg.train.monitor == "auto":

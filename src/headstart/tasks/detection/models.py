@@ -66,7 +66,7 @@ class TimmFPN(nn.Module):
     """
 
     def __init__(self, name: str, *, out_indices: Sequence[int] = (2, 3, 4), out_channels: int = 128,
-                 extra: str = "pool"):
+                 extra: str = "pool", freeze_bn: bool = True):
         super().__init__()
         import timm
         from timm.layers import freeze_batch_norm_2d
@@ -74,7 +74,7 @@ class TimmFPN(nn.Module):
         from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
         body = timm.create_model(name, pretrained=False, features_only=True, out_indices=tuple(out_indices))
-        self.body = freeze_batch_norm_2d(body)
+        self.body = freeze_batch_norm_2d(body) if freeze_bn else body
         self.strides = tuple(int(r) for r in body.feature_info.reduction())
         channels = list(body.feature_info.channels())
         blocks = LastLevelMaxPool() if extra == "pool" else LastLevelP6P7(out_channels, out_channels)
@@ -122,7 +122,8 @@ def load_backbone_weights(fpn: TimmFPN, state_dict: Mapping[str, torch.Tensor], 
     return len(own)
 
 
-def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Tensor] | None = None,
+                    freeze_bn: bool = True) -> nn.Module:
     """A torchvision detector for ``spec``; labels 1..num_classes, 0 is background. Inputs are
     float images in [0, 1] whose longer side is ``spec.image_size``; the detector normalises with
     the backbone's mean/std and keeps that size (min_size = max_size = image_size)."""
@@ -131,7 +132,8 @@ def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Te
     from torchvision.ops import MultiScaleRoIAlign
 
     extra = "pool" if spec.detector == "fasterrcnn" else "p6p7"
-    backbone = TimmFPN(spec.backbone, out_indices=spec.out_indices, out_channels=spec.fpn_channels, extra=extra)
+    backbone = TimmFPN(spec.backbone, out_indices=spec.out_indices, out_channels=spec.fpn_channels, extra=extra,
+                       freeze_bn=freeze_bn)
     if backbone_state is not None:
         load_backbone_weights(backbone, backbone_state, spec.backbone)
     common = dict(min_size=spec.image_size, max_size=spec.image_size, image_mean=list(spec.mean),
@@ -139,9 +141,11 @@ def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Te
     n_out = spec.num_classes + 1
     levels = len(backbone.level_strides)
     if spec.detector == "fcos":
-        # anchor-free: one 'anchor' per location whose size is the level's stride (torchvision's convention)
+        # anchor-free: one 'anchor' per location whose size is the level's stride (torchvision's
+        # convention). Scores down to 0.05 are kept, as for the other two (torchvision's FCOS
+        # defaults to 0.2, which cuts the low-recall end of the AP curve).
         anchors = AnchorGenerator(tuple((s,) for s in backbone.level_strides), ((1.0,),) * levels)
-        return FCOS(backbone, n_out, anchor_generator=anchors, **common)
+        return FCOS(backbone, n_out, anchor_generator=anchors, score_thresh=0.05, **common)
     sizes = spec.anchor_sizes or default_anchor_sizes(backbone.level_strides, spec.detector)
     ratios = spec.aspect_ratios or (0.5, 1.0, 2.0)
     anchors = AnchorGenerator(tuple(tuple(s) for s in sizes), (tuple(ratios),) * levels)
