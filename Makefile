@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   set up everything, then fine-tune on the example dataset and predict with the result
+#   make demo   set up everything, then fine-tune a classifier (examples/faces) and a detector
+#               (examples/glyphs) and predict with each
 #   make test   set up everything, then run the test suite
 SHELL := /bin/bash
 export HEADSTART_VENV ?= $(CURDIR)/.venv
@@ -17,6 +18,9 @@ demo: weights
 	rm -rf runs/demo
 	$(VENV)/bin/headstart fit examples/faces --model mobilenetv2_100 --out runs/demo
 	$(VENV)/bin/headstart predict runs/demo examples/faces/face/face_000.png examples/faces/non_face/non_face_000.png --top-k 2
+	rm -rf runs/demo-detect
+	$(VENV)/bin/headstart fit examples/glyphs --model mobilenetv2_100 --epochs 8 --out runs/demo-detect
+	$(VENV)/bin/headstart predict runs/demo-detect examples/glyphs/test --save-images runs/demo-detect/drawn
 
 test: weights
 	$(VENV)/bin/python -m pytest -q tests

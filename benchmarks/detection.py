@@ -74,7 +74,8 @@ def plain_loop(data: Path, detector: str, bn: str, *, epochs: int, size: int = 3
             for j in order[i : i + batch]:
                 image, target = flip(*train[j])
                 images.append(image)
-                targets.append({"boxes": target["boxes"].as_subclass(torch.Tensor), "labels": target["labels"]})
+                targets.append({"boxes": target["boxes"].as_subclass(torch.Tensor),
+                                "labels": target["labels"] - 1 + spec.first_label})
             losses = model(images, targets)
             loss = sum(losses.values())
             opt.zero_grad()
@@ -92,7 +93,7 @@ def plain_loop(data: Path, detector: str, bn: str, *, epochs: int, size: int = 3
                 chunk = items[k : k + 8]
                 for (_, target), out in zip(chunk, model([im for im, _ in chunk])):
                     dets.append({"image_id": int(target["image_id"]), "boxes": (out["boxes"] / target["scale"]).numpy(),
-                                 "scores": out["scores"].numpy(), "labels": (out["labels"] - 1).numpy()})
+                                 "scores": out["scores"].numpy(), "labels": (out["labels"] - spec.first_label).numpy()})
         return coco_metrics(ground_truth(samples), dets, classes)
 
     v, t = score(val, val_samples), score(test, test_samples)

@@ -106,7 +106,8 @@ def test_load_errors(tmp_path):
 
 def test_list_weights_shows_fetchable_models(store_root):
     rows = store.list_weights(store_root)
-    assert {r["model"] for r in rows} == {"mobilenetv2_100", "tf_efficientnet_lite0", "tf_efficientnet_lite2"}
+    assert {r["model"] for r in rows} == {"mobilenetv2_100", "tf_efficientnet_lite0", "tf_efficientnet_lite1",
+                                          "tf_efficientnet_lite2"}
     assert {r["status"] for r in rows} == {"fetchable"}
     table = store.format_weights_table(rows)
     assert table.splitlines()[0].split() == ["MODEL", "STATUS", "SHA256", "SIZE", "IMPORTED", "SOURCE"]

@@ -52,7 +52,7 @@ def test_detection_run_folder_and_predict_reproduces_the_metrics(boxes_dataset, 
     assert result.task == "detect"
     for rel in ("config.yaml", "split.json", "history.csv", "metrics.json", "predictions.json", "model/model.json",
                 "model/model.safetensors", "plots/learning_curves.png", "plots/pr_curves.png",
-                "plots/f1_confidence.png", "plots/confusion_matrix.png", "checkpoints/last.pt"):
+                "plots/f1_confidence.png", "plots/confusion_matrix.png", "checkpoints/last.pt", "report.html"):
         assert (out / rel).is_file(), rel
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("task", "map", "map50", "map75", "map_small", "map_medium", "map_large", "ar100", "per_class",
@@ -65,6 +65,14 @@ def test_detection_run_folder_and_predict_reproduces_the_metrics(boxes_dataset, 
     assert cfg.task == "detect" and cfg.detect.detector != "auto" and cfg.train.strategy == "head-ft"
     assert [r["stage"] for r in result.history] == ["head", "finetune", "finetune"]
     assert {"train_loss", "val_map", "val_map50"} <= set(result.history[0])
+
+    page = (out / "report.html").read_text()
+    assert "Evaluated images, worst first" in page and "Per class" in page and "mAP50" in page
+    from headstart.reporting.detection import gallery_rows
+
+    rows = gallery_rows(out)
+    assert len(rows) == 5 and [r["errors"] for r in rows] == sorted((r["errors"] for r in rows), reverse=True)
+    assert all(len(r["hits"]) + len(r["missed"]) == len(r["truth"]) for r in rows)
 
     # predict from the run folder alone gives the boxes that were scored
     index = load_detection_split(out / "split.json")

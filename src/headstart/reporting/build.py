@@ -179,16 +179,28 @@ def build_report(run_dir: str | Path, *, findings=None, doctor_level: str | None
     runs at ``doctor_level`` (``None``: no doctor section)."""
     run = Path(run_dir)
     if findings is None and doctor_level is not None:
-        from headstart.diagnose import doctor
+        from headstart.diagnose.run import RUN_CHECKED_TASKS
+        from headstart.tasks import task_of_run
 
-        findings = doctor(run, level=doctor_level)
+        if task_of_run(run).name in RUN_CHECKED_TASKS:
+            from headstart.diagnose import doctor
+
+            findings = doctor(run, level=doctor_level)
     metrics = _read_json(run / "metrics.json") or {}
     model = _read_json(run / "model" / "model.json") or {}
-    subtitle = f"{model.get('architecture', '')} — {metrics.get('split', 'test')} accuracy {metrics['accuracy']:.2%}" if "accuracy" in metrics else ""
-    body = "".join([
-        _section_findings(findings), _section_dataset(run), _section_ranking(run), _section_tuning(run),
-        _section_curves(run), _section_metrics(run), _section_worst(run), _section_config(run),
-    ])
+    if model.get("task") == "detect":
+        from headstart.reporting.detection import detection_sections, detection_subtitle
+
+        subtitle = detection_subtitle(run)
+        body = detection_sections(run, curves=_section_curves(run), config=_section_config(run),
+                                  findings=_section_findings(findings))
+    else:
+        subtitle = (f"{model.get('architecture', '')} — {metrics.get('split', 'test')} accuracy {metrics['accuracy']:.2%}"
+                    if "accuracy" in metrics else "")
+        body = "".join([
+            _section_findings(findings), _section_dataset(run), _section_ranking(run), _section_tuning(run),
+            _section_curves(run), _section_metrics(run), _section_worst(run), _section_config(run),
+        ])
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; style-src \'unsafe-inline\'">'
@@ -198,7 +210,7 @@ def build_report(run_dir: str | Path, *, findings=None, doctor_level: str | None
 
 
 # tasks whose run folders the report knows how to show (its sections read their files)
-REPORTED_TASKS = ("classify",)
+REPORTED_TASKS = ("classify", "detect")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, findings=None, doctor_level: str | None = "quick") -> Path:

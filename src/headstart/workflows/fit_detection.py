@@ -194,7 +194,7 @@ def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _L
 
     task = DetectionTask(model.module, make_loader=loaders.make, dev=dev, classes=index.classes,
                          val_samples=index.splits["val"], weight_decay=cfg.train.weight_decay,
-                         backbone_lr_ratio=cfg.detect.backbone_lr_ratio)
+                         backbone_lr_ratio=cfg.detect.backbone_lr_ratio, first_label=model.spec.first_label)
     trainer = Trainer(
         task, plan_stages(cfg), cfg.train, dev=dev, task_name=task.name,
         callbacks=[EarlyStopping(cfg.train.monitor, cfg.train.patience), ProgressBar(console, enabled=verbose),
@@ -211,7 +211,7 @@ def evaluate(cfg: FitConfig, index, trainer, dev, loaders: _Loaders, state, t_st
     from headstart.tasks.detection.metrics import coco_metrics
     from headstart.tasks.detection.task import ground_truth, predict_boxes
 
-    detections = predict_boxes(trainer.model, loaders.make(loaders.eval_split, seed=0), dev)
+    detections = predict_boxes(trainer.model, loaders.make(loaders.eval_split, seed=0), dev, trainer.task.first_label)
     metrics = coco_metrics(ground_truth(index.splits[loaders.eval_split]), detections, index.classes)
     metrics.update(
         {"split": loaders.eval_split, "best_epoch": state.best_epoch, "monitor": trainer.monitor,
@@ -256,13 +256,16 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
     trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
     run.save_model(
         trainer.model.state_dict(), task="detect", architecture=model.spec.backbone, classes=index.classes,
-        num_outputs=index.num_classes + 1, preprocessing=model.pre.to_dict(),
+        num_outputs=index.num_classes + model.spec.first_label, preprocessing=model.pre.to_dict(),
         provenance=provenance(__version__, cfg, index, model.weights),
         extra={"detector": model.spec.to_dict(), "conf": cfg.detect.conf if cfg.detect.conf is not None
                else metrics.get("conf_threshold"), "max_det": cfg.detect.max_det},
     )
+    from headstart.reporting.fit_hooks import report_after_fit
+
     console.print(
         f"{split}: mAP {metrics['map']:.4f}, mAP50 {metrics['map50']:.4f}, mAP75 {metrics['map75']:.4f} on"
         f" {metrics['n_images']} images ({metrics['n_boxes']} boxes). Run folder: {run.path}"
     )
+    report_after_fit(run.path, console)
     return FitResult(run.path, cfg, state.history, metrics, list(index.classes), None, task="detect")

@@ -40,6 +40,12 @@ class DetectorSpec:
     out_indices: tuple[int, ...] = (2, 3, 4)
     fpn_channels: int = 128
 
+    @property
+    def first_label(self) -> int:
+        """The model's label of the first class: 1 for Faster R-CNN (0 is its background class),
+        0 for FCOS and RetinaNet (sigmoid heads: no background class)."""
+        return 1 if self.detector == "fasterrcnn" else 0
+
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         for key in ("mean", "std", "aspect_ratios", "out_indices"):
@@ -124,7 +130,7 @@ def load_backbone_weights(fpn: TimmFPN, state_dict: Mapping[str, torch.Tensor], 
 
 def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Tensor] | None = None,
                     freeze_bn: bool = True) -> nn.Module:
-    """A torchvision detector for ``spec``; labels 1..num_classes, 0 is background. Inputs are
+    """A torchvision detector for ``spec``; its labels start at ``spec.first_label``. Inputs are
     float images in [0, 1] whose longer side is ``spec.image_size``; the detector normalises with
     the backbone's mean/std and keeps that size (min_size = max_size = image_size)."""
     from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
@@ -138,7 +144,7 @@ def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Te
         load_backbone_weights(backbone, backbone_state, spec.backbone)
     common = dict(min_size=spec.image_size, max_size=spec.image_size, image_mean=list(spec.mean),
                   image_std=list(spec.std))
-    n_out = spec.num_classes + 1
+    n_out = spec.num_classes + spec.first_label
     levels = len(backbone.level_strides)
     if spec.detector == "fcos":
         # anchor-free: one 'anchor' per location whose size is the level's stride (torchvision's

@@ -41,7 +41,7 @@ class BoxPredictor:
     kind = "pytorch"
 
     def __init__(self, model, classes: Sequence[str], preprocessing, *, conf: float | None = None, max_det: int = 100,
-                 device: str = "cpu"):
+                 device: str = "cpu", first_label: int = 1):
         import torch
 
         self.device = torch.device(device)
@@ -50,6 +50,7 @@ class BoxPredictor:
         self.preprocessing = preprocessing
         self.conf = conf
         self.max_det = max_det
+        self.first_label = first_label
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "BoxPredictor":
@@ -57,7 +58,7 @@ class BoxPredictor:
 
         model, record = load_run_model(run_dir)
         return cls(model, record["classes"], record["preprocessing"], conf=record["conf"], max_det=record["max_det"],
-                   device=device)
+                   device=device, first_label=record["detector"].first_label)
 
     def predict(self, inputs: Iterable[str | Path], *, conf: float | None = None, max_det: int | None = None,
                 batch_size: int = 8, progress: bool = False, **_: Any) -> list[BoxPrediction]:
@@ -87,7 +88,7 @@ class BoxPredictor:
                 keep = out["scores"] >= conf
                 boxes = (out["boxes"][keep][:max_det].float().cpu() / scale).tolist()
                 scores = out["scores"][keep][:max_det].float().cpu().tolist()
-                labels = [self.classes[int(i) - 1] for i in out["labels"][keep][:max_det].cpu().tolist()]
+                labels = [self.classes[int(i) - self.first_label] for i in out["labels"][keep][:max_det].cpu().tolist()]
                 results.append(BoxPrediction(str(p), tuple(tuple(b) for b in boxes), tuple(labels), tuple(scores), size))
         order = {str(p): i for i, p in enumerate(paths)}
         results.sort(key=lambda r: order[r.path])

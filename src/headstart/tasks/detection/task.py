@@ -37,7 +37,7 @@ class DetectionTask:
     progress_columns = PROGRESS_COLUMNS
 
     def __init__(self, model: torch.nn.Module, *, make_loader: Callable, dev: DeviceSettings, classes: Sequence[str],
-                 val_samples: Sequence, weight_decay: float, backbone_lr_ratio: float):
+                 val_samples: Sequence, weight_decay: float, backbone_lr_ratio: float, first_label: int = 1):
         self.model = model
         self.make_loader = make_loader
         self.dev = dev
@@ -45,6 +45,7 @@ class DetectionTask:
         self.val_samples = list(val_samples)
         self.weight_decay = weight_decay
         self.backbone_lr_ratio = backbone_lr_ratio
+        self.first_label = first_label  # the model's label of class 0 (see DetectorSpec.first_label)
 
     def setup_stage(self, stage: Stage, done: Sequence[Stage]) -> list[dict[str, Any]]:
         body, rest = backbone_parameters(self.model)
@@ -69,14 +70,14 @@ class DetectionTask:
         images, targets = batch
         images = [self.dev.to_device(im) for im in images]
         targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(self.dev.device),
-                    "labels": t["labels"].to(self.dev.device)} for t in targets]
+                    "labels": (t["labels"] - 1 + self.first_label).to(self.dev.device)} for t in targets]
         losses = self.model(images, targets)
         return StepOutput(losses, len(images))
 
     def validate(self, stage: Stage) -> dict[str, float]:
         from headstart.tasks.detection.metrics import coco_metrics
 
-        detections = predict_boxes(self.model, self.make_loader("val", seed=0), self.dev)
+        detections = predict_boxes(self.model, self.make_loader("val", seed=0), self.dev, self.first_label)
         m = coco_metrics(ground_truth(self.val_samples), detections, self.classes)
         return {key: float(m[key.removeprefix("val_")] or 0.0) for key in METRIC_DIRECTIONS}
 
@@ -91,9 +92,9 @@ def ground_truth(samples: Sequence) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def predict_boxes(model: torch.nn.Module, loader, dev: DeviceSettings) -> list[dict[str, Any]]:
+def predict_boxes(model: torch.nn.Module, loader, dev: DeviceSettings, first_label: int = 1) -> list[dict[str, Any]]:
     """The detector's boxes for every image of ``loader``, in the original images' pixels, labels
-    0-based (the detector's 0 is background)."""
+    0-based (``first_label``: the model's label of class 0)."""
     was_training = model.training
     model.eval()
     out: list[dict[str, Any]] = []
@@ -107,7 +108,7 @@ def predict_boxes(model: torch.nn.Module, loader, dev: DeviceSettings) -> list[d
                     "image_id": int(target["image_id"]),
                     "boxes": (result["boxes"].float().cpu() / scale).numpy(),
                     "scores": result["scores"].float().cpu().numpy(),
-                    "labels": (result["labels"].cpu() - 1).numpy(),
+                    "labels": (result["labels"].cpu() - first_label).numpy(),
                 })
     finally:
         model.train(was_training)
