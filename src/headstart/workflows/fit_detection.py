@@ -149,8 +149,8 @@ class _Loaders:
 def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
     from headstart.data.box_dataset import BoxDataset, collate_boxes
     from headstart.data.box_transforms import build_box_transform
-    from headstart.data.dataset import ImageCache, create_loader, warm
-    from headstart.data.persistent import PersistentLoader
+    from headstart.data.dataset import ImageCache, warm
+    from headstart.data.loaders import loader_factory
 
     eval_split = "test" if index.splits.get("test") else "val"
     cache_dir = cfg.data.cache_dir or run.cache_dir
@@ -165,23 +165,8 @@ def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verb
         datasets["test"] = BoxDataset(index.splits["test"], model.pre, eval_tf, cache)
     if cfg.data.cache != "none":
         warm(list(datasets.values()), progress=verbose)
-    bs, workers = cfg.train.batch_size, cfg.data.num_workers or 0
-    persistent: dict[str, PersistentLoader] = {}
-
-    def make(kind: str, seed: int = 0):
-        ds = datasets[kind]
-        is_train = kind == "train"
-        options = dict(collate_fn=collate_boxes, pin_memory=dev.is_cuda, drop_last=False)
-        if workers > 0 and kind in ("train", "val"):
-            if kind not in persistent:
-                persistent[kind] = PersistentLoader(ds, bs, shuffle=is_train, num_workers=workers, **options)
-            return persistent[kind].epoch(seed)
-        return create_loader(ds, bs, shuffle=is_train, seed=seed, num_workers=workers, **options)
-
-    def close() -> None:
-        for loader in persistent.values():
-            loader.close()
-
+    make, close = loader_factory(datasets, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers or 0,
+                                 pin_memory=dev.is_cuda, collate_train=collate_boxes, collate_eval=collate_boxes)
     return _Loaders(make, close, eval_split)
 
 

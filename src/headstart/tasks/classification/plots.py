@@ -5,21 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from headstart._plotting import pyplot, save_figure
+
 __all__ = ["plot_learning_curves", "plot_confusion_matrix"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Loss and accuracy per epoch for train and val; dotted lines mark stage changes (lp-ft)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train")
@@ -37,12 +30,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path) -> Path:
@@ -50,7 +38,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     import numpy as np
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(matrix)
     n = len(classes)
     size = min(4 + 0.45 * n, 20)
@@ -65,9 +53,4 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center",
                         color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     ax.set_title("confusion matrix (rows: true, normalised)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

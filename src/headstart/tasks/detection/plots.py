@@ -7,28 +7,11 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from headstart._plotting import pyplot, save_figure
+
 __all__ = ["plot_pr_curves", "plot_f1_confidence", "plot_confusion_matrix", "plot_learning_curves"]
 
 _MAX_LEGEND = 12  # more classes than this: thin grey lines, no per-class legend
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def _fmt(value: float | None) -> str:
@@ -40,7 +23,7 @@ def plot_pr_curves(curves: Mapping[str, Any], path: str | Path) -> Path:
     :func:`~headstart.tasks.detection.matching.pr_curves`), and their mean over classes in bold."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     recall, precision, ap = curves["recall"], np.asarray(curves["precision"]), np.asarray(curves["ap"])
     classes, iou = curves["classes"], curves["iou"]
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -60,7 +43,7 @@ def plot_pr_curves(curves: Mapping[str, Any], path: str | Path) -> Path:
            title=f"precision-recall at IoU {iou:g}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_f1_confidence(curves: Mapping[str, Any], path: str | Path) -> Path:
@@ -68,7 +51,7 @@ def plot_f1_confidence(curves: Mapping[str, Any], path: str | Path) -> Path:
     F1-best threshold marked."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     grid, f1_at, classes = curves["confidence"], np.asarray(curves["f1_at"]), curves["classes"]
     fig, ax = plt.subplots(figsize=(6.5, 5))
     many = len(classes) > _MAX_LEGEND
@@ -90,7 +73,7 @@ def plot_f1_confidence(curves: Mapping[str, Any], path: str | Path) -> Path:
            title=f"F1 against confidence at IoU {curves['iou']:g}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path) -> Path:
@@ -100,7 +83,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     with the raw counts written in each cell."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(matrix)
     labels = [*map(str, classes), "background"]
     n = len(labels)
@@ -120,7 +103,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center",
                         color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     ax.set_title("confusion matrix (rows: true, normalised)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -142,7 +125,7 @@ def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
     """Losses (``train_loss``, ``val_loss``, each ``train_loss_<part>`` dashed) and validation
     metrics (``val_map``, ``val_map50``, ``val_map75`` and any other ``val_`` number) per epoch, for
     the columns that exist; dotted lines mark stage changes."""
-    plt = _pyplot()
+    plt = pyplot()
     keys = list(dict.fromkeys(k for row in history for k in row))
     losses = [k for k in ("train_loss", "val_loss") if k in keys]
     parts = sorted(k for k in keys if k.startswith(("train_loss_", "val_loss_")))
@@ -170,4 +153,4 @@ def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
