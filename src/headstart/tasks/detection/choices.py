@@ -11,8 +11,10 @@ The rules (constants below), and where they come from:
   no detail.
 * batch size 8 on a CPU, 16 on a GPU; AdamW at 2e-4 x batch/8 for the heads and the pyramid, with
   the backbone at ``detect.backbone_lr_ratio`` (0.1) of it once it trains.
-* epochs: enough optimiser steps for heads that start from random weights -- about 1,500 -- at
-  least 8 and at most 60 epochs; the first fifth (at least one epoch) trains the heads alone.
+* epochs: enough optimiser steps for heads that start from random weights -- about 360 -- at
+  least 8 and at most 60 epochs in all, the first fifth of them (at least one) on the heads alone.
+  On the benchmark (240 training images, 30 steps an epoch: 2 + 10 epochs) this default beat the
+  best tutorial-style torchvision loop of the same length (BENCHMARKS.md, "Detection").
 * augmentation: ``medium`` up to 5,000 training images, ``light`` above.
 """
 
@@ -26,7 +28,7 @@ from headstart.config import FitConfig
 
 __all__ = ["resolve_choices", "auto_detector", "auto_image_size"]
 
-TARGET_STEPS = 1500
+TARGET_STEPS = 360
 MIN_EPOCHS, MAX_EPOCHS = 8, 60
 HEAD_FRACTION = 0.2
 
@@ -61,12 +63,14 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     batch_size = t.batch_size or (16 if device_type == "cuda" else 8)
     lr = t.lr if t.lr is not None else 2e-4 * batch_size / 8
     n = len(train_samples)
-    epochs = t.epochs
+    epochs, head_epochs = t.epochs, d.head_epochs
     if epochs is None:
         steps = max(1, math.ceil(n / batch_size))
-        epochs = int(min(max(math.ceil(TARGET_STEPS / steps), MIN_EPOCHS), MAX_EPOCHS))
-        reasons.append(f"{epochs} epochs: about {TARGET_STEPS} optimiser steps at {steps} per epoch")
-    head_epochs = d.head_epochs or max(1, round(epochs * HEAD_FRACTION))
+        total = int(min(max(math.ceil(TARGET_STEPS / steps), MIN_EPOCHS), MAX_EPOCHS))
+        head_epochs = head_epochs or max(1, round(total * HEAD_FRACTION))
+        epochs = max(1, total - head_epochs)
+        reasons.append(f"{head_epochs} + {epochs} epochs: about {TARGET_STEPS} optimiser steps at {steps} per epoch")
+    head_epochs = head_epochs or max(1, round(epochs * HEAD_FRACTION))
     strategy = "head-ft" if t.strategy == "auto" else t.strategy
     preset = resolve_box_preset(cfg.augment.preset, n)
     update: dict[str, Any] = {
