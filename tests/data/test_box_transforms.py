@@ -37,6 +37,6 @@ def test_hflip_moves_the_box():
 
 
 def test_presets_by_data_size_and_bad_names():
-    assert resolve_box_preset("auto", 400) == "medium" and resolve_box_preset("auto", 50_000) == "light"
+    assert resolve_box_preset("auto", 400) == "light" and resolve_box_preset("medium", 50_000) == "medium"
     with pytest.raises(ConfigError, match=r"The 'augment.preset' parameter must be one of .* Got 'medum'"):
         resolve_box_preset("medum", 10)
