@@ -18,7 +18,7 @@ PACKAGE = "headstart"
 # one (docs/architecture.md draws the same list). A module is in the layer of its longest prefix here.
 _LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("headstart.errors", "headstart._validation", "headstart._io", "headstart._imports", "headstart._lazy",
-              "headstart._duration", "headstart._version", "headstart._console", "headstart._plotting", "headstart._config_errors", "headstart.config", "headstart.config_flags",
+              "headstart._duration", "headstart._config_values", "headstart._version", "headstart._console", "headstart._plotting", "headstart._config_errors", "headstart.config", "headstart.config_flags",
               "headstart.run_folder")),
     ("data/models", ("headstart.data", "headstart.models")),
     ("engine", ("headstart.engine",)),
