@@ -4,6 +4,7 @@ backbone: the run folder, predict reproducing metrics.json, exact resume, the CL
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -146,3 +147,31 @@ def test_the_task_is_detected_from_the_layout(boxes_dataset, image_folder):
     detect = check_task(headstart.build_config(boxes_dataset))
     assert detect.train.monitor == "val_map" and "detect:" in detect.to_yaml()
     assert "detect:" not in check_task(headstart.build_config(image_folder)).to_yaml()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium); the headless"
+                    " browser test of the report needs it")
+def test_detection_report_renders_in_headless_chromium(boxes_dataset, weights_env, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "run"
+    _fit(boxes_dataset, out, epochs=1)
+    url = (out / "report.html").resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for text in ("headstart report", "Evaluated images, worst first", "Per class", "Precision-recall"):
+        assert text in dom.stdout, text
+    assert "<script" not in dom.stdout.lower()
+    assert not [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
+                   capture_output=True, text=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # tables, plots and the gallery drawn
