@@ -156,12 +156,14 @@ class ProgressBar(Callback):
 
 
 def _columns(trainer, row: dict[str, Any]) -> str:
-    """``loss 0.4 acc 0.9 | val_loss 0.3 ...``: the training loss, then the task's columns."""
+    """``loss 0.4 acc 0.9 | val_loss 0.3 ...``: the training loss, then the task's columns, with a
+    bar before the first validation column."""
     parts = [f"loss {row['train_loss']:.4f}"]
+    bar = False
     for key, label in trainer.task.progress_columns:
         if key in row:
-            if key.startswith("val_") and not parts[-1].startswith("|") and not any(p.startswith("| ") for p in parts):
-                parts.append(f"| {label} {row[key]:.4f}")
-            else:
-                parts.append(f"{label} {row[key]:.4f}")
+            if key.startswith("val_") and not bar:
+                parts.append("|")
+                bar = True
+            parts.append(f"{label} {row[key]:.4f}")
     return " ".join(parts)

@@ -71,7 +71,7 @@ def resolve_autos(cfg: FitConfig, index, dev, console) -> FitConfig:
 def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConfig, _Model]:
     """The backbone's weights (fail fast when missing), its preprocessing, the anchors from the
     training boxes, and the detector; config.yaml is written once everything is decided."""
-    import timm
+    from timm.models import get_pretrained_cfg
 
     from headstart.data.box_dataset import box_preprocessing
     from headstart.models.resolve import resolve_weights
@@ -93,9 +93,11 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
     weights = None
     if cfg.model.pretrained:
         weights = resolve_weights(name, explicit=cfg.model.weights, allow_download=cfg.model.allow_download)
-    pcfg = timm.create_model(name, pretrained=False, num_classes=0).pretrained_cfg
+    # the mean/std from timm's registry: no model needs building for them
+    pcfg = get_pretrained_cfg(name)
     size = cfg.model.image_size
-    pre = box_preprocessing(size, pcfg.get("mean", (0.485, 0.456, 0.406)), pcfg.get("std", (0.229, 0.224, 0.225)))
+    pre = box_preprocessing(size, getattr(pcfg, "mean", None) or (0.485, 0.456, 0.406),
+                            getattr(pcfg, "std", None) or (0.229, 0.224, 0.225))
     detector = cfg.detect.detector
     strides = detector_strides(name, detector=detector)
     anchors = None
