@@ -34,6 +34,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "python_multipart"),
     "tune": ("optuna",),
     "doctor": ("cleanlab", "imagehash"),
+    "keras": ("h5py",),
 }
 
 

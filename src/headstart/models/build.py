@@ -60,6 +60,21 @@ def _mismatch(model_name: str, path, exc: Exception) -> WeightsMismatchError:
     )
 
 
+def _apply_recorded_preprocessing(model, path) -> None:
+    """Put the normalisation recorded with the weights file (Keras' caffe mode, for example) into
+    ``model.pretrained_cfg``, where ``Preprocessing.from_model`` (fit, rank, doctor) reads it; the
+    run then saves it with the model, so predict and export use it too."""
+    from headstart.models.store import recorded_preprocessing
+
+    pre = recorded_preprocessing(path)
+    if pre is None:
+        return
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    cfg.update(mean=tuple(float(v) for v in pre["mean"]), std=tuple(float(v) for v in pre["std"]))
+    model.pretrained_cfg = cfg
+    model.default_cfg = cfg  # timm's older alias
+
+
 def create_model(
     model_name: str,
     num_outputs: int,
@@ -113,8 +128,10 @@ def create_model(
                     f"keep_head=True needs num_outputs={file_classes} (the file's classifier), got"
                     f" {num_outputs}."
                 )
+            _apply_recorded_preprocessing(model, path)
             return model
         model.reset_classifier(num_outputs)
+        _apply_recorded_preprocessing(model, path)
         return model
     # A headless file: timm drops the head and loads non-strictly, so check the backbone ourselves.
     try:
@@ -130,6 +147,7 @@ def create_model(
         shown = ", ".join(repr(k) for k in missing[:5])
         raise _mismatch(model_name, path, RuntimeError(
             f"{len(missing)} backbone tensors are not in the file ({shown})."))
+    _apply_recorded_preprocessing(model, path)
     return model
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from headstart._validation import check_choice, did_you_mean
 from headstart.errors import ConfigError, WeightsMismatchError, WeightsNotFoundError
 from headstart.models import store as _store
+from headstart.models.mapping import map_by_order, map_strict
 from headstart.models.sources import CAT_CLASS, KNOWN_SOURCES, KnownSource
 from headstart.models.store import format_weights_table, list_weights  # re-exported for the CLI
 
@@ -38,8 +39,7 @@ __all__ = [
     "format_weights_table",
 ]
 
-MAPPINGS = ("strict", "by-order")
-_SHOW = 5
+MAPPINGS = ("strict", "by-order", "keras")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,13 @@ class WeightsRecord:
     imported_at: str
     timm_version: str
     verified: str
+    mapped: dict[str, int] = field(default_factory=dict)
+    """How the file's tensors were placed: ``{'by order': 30, 'by reshape': 2, ...}``."""
+    notes: tuple[str, ...] = ()
+    """Conversion facts (reshaped/transposed pairs, preprocessing, epsilon)."""
+    preprocessing: dict[str, Any] | None = None
+    """Normalisation recorded with the weights (mean/std on the 0-1 RGB scale), None when the
+    model's timm pretrained_cfg applies."""
 
     @property
     def file(self) -> str:
@@ -63,69 +70,6 @@ class WeightsRecord:
         d = asdict(self)
         d["path"] = str(self.path)
         return d
-
-
-def _skip(key: str) -> bool:
-    return key.endswith("num_batches_tracked")
-
-
-def _shape(t) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _first(keys: Sequence[str]) -> str:
-    shown = ", ".join(repr(k) for k in keys[:_SHOW])
-    return shown + (f", ... ({len(keys) - _SHOW} more)" if len(keys) > _SHOW else "")
-
-
-def _map_strict(src: dict, tgt: dict, file: str, model: str) -> dict:
-    src_keys = [k for k in src if not _skip(k)]
-    tgt_keys = [k for k in tgt if not _skip(k)]
-    missing = [k for k in tgt_keys if k not in src]
-    unexpected = [k for k in src_keys if k not in tgt]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of timm's keys are missing from the file ({_first(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} keys of the file are not in timm's model"
-                         f" ({_first(unexpected)})")
-        raise WeightsMismatchError(
-            f"The weights file {file!r} does not match timm's {model!r} key for key: "
-            + "; ".join(parts) + ". If it holds the same architecture under other names"
-            " (torchvision, another library), import it with `--map by-order`"
-            " (mapping='by-order'), which pairs tensors in order and checks every shape."
-        )
-    bad = [k for k in tgt_keys if _shape(src[k]) != _shape(tgt[k])]
-    if bad:
-        k = bad[0]
-        raise WeightsMismatchError(
-            f"The weights file {file!r} has the keys of timm's {model!r} but {len(bad)} shapes"
-            f" differ, first {k!r}: {_shape(src[k])} in the file, {_shape(tgt[k])} in the model."
-            " The file is probably for another variant (width, classes); check the model name."
-        )
-    return {k: src[k] for k in tgt_keys}
-
-
-def _map_by_order(src: dict, tgt: dict, file: str, model: str) -> dict:
-    src_items = [(k, v) for k, v in src.items() if not _skip(k)]
-    tgt_items = [(k, v) for k, v in tgt.items() if not _skip(k)]
-    if len(src_items) != len(tgt_items):
-        raise WeightsMismatchError(
-            f"The weights file {file!r} has {len(src_items)} tensors and timm's {model!r} has"
-            f" {len(tgt_items)} (num_batches_tracked excluded), so they cannot be paired by order."
-            " The file is for another architecture or variant; check the model name."
-        )
-    out = {}
-    for i, ((sk, sv), (tk, tv)) in enumerate(zip(src_items, tgt_items, strict=True)):
-        if _shape(sv) != _shape(tv):
-            raise WeightsMismatchError(
-                f"Pairing by order fails at tensor #{i}: the file's {sk!r} has shape {_shape(sv)}"
-                f" but timm's {tk!r} has shape {_shape(tv)}. The file {file!r} is not {model!r}"
-                " with its tensors in the same order; nothing was imported."
-            )
-        out[tk] = sv
-    return out
 
 
 def _now() -> str:
@@ -151,34 +95,60 @@ def _verify_forward(model_name: str, path: Path, store_root) -> None:
         )
 
 
+def _read_and_map(path: Path, model_name: str, mapping: str | None, target: dict):
+    from headstart.models.keras_h5 import H5_SUFFIXES, map_keras, read_keras_weights
+
+    is_h5 = path.suffix.lower() in H5_SUFFIXES
+    if mapping is None:
+        mapping = "keras" if is_h5 else "strict"
+    mapping = check_choice("mapping", mapping, MAPPINGS)
+    if is_h5 != (mapping == "keras"):
+        raise ConfigError(
+            f"mapping={mapping!r} does not fit the file {str(path)!r}: a Keras HDF5 file"
+            f" ({'/'.join(H5_SUFFIXES)}) is imported with mapping='keras' (--map keras, the default"
+            " for .h5), a PyTorch or safetensors file with 'strict' or 'by-order'."
+        )
+    if mapping == "keras":
+        mapped, report, pre = map_keras(read_keras_weights(path), target, str(path), model_name)
+        return mapping, mapped, report, pre
+    src = _store.load_state_dict_file(path)
+    fn = map_strict if mapping == "strict" else map_by_order
+    mapped, report = fn(src, target, str(path), model_name)
+    return mapping, mapped, report, None
+
+
 def import_weights(
     file: str | os.PathLike,
     model_name: str,
     *,
-    mapping: str = "strict",
+    mapping: str | None = None,
     store_root: str | os.PathLike | None = None,
     source: str | None = None,
 ) -> WeightsRecord:
-    """Import ``file`` (.safetensors/.pth/.pt/.bin) as ``model_name``'s pretrained weights.
+    """Import ``file`` (.safetensors/.pth/.pt/.bin, or a Keras .h5) as ``model_name``'s weights.
 
-    ``mapping='strict'`` requires timm's key names exactly (num_batches_tracked ignored);
-    ``mapping='by-order'`` pairs tensors in order and refuses any count or shape mismatch. The
-    stored file is verified (strict load via timm, finite forward pass) and removed if that fails.
+    ``mapping='strict'`` (the default for PyTorch/safetensors files) requires timm's key names
+    exactly (num_batches_tracked ignored); ``mapping='by-order'`` pairs tensors in order, reshapes
+    a Linear weight into the Conv2d of the same layer (VGG's classifier) and refuses any other
+    count or shape mismatch; ``mapping='keras'`` (the default for .h5) converts a Keras
+    applications VGG file (see :mod:`headstart.models.keras_h5`) and records Keras' caffe
+    preprocessing with the weights. The stored file is verified (strict load via timm, finite
+    forward pass) and removed if that fails.
     """
     import timm
     import torch
     from safetensors.torch import save_file
 
+    from headstart.models.keras_h5 import H5_SUFFIXES
     from headstart.models.zoo import check_model_name
 
     model_name = check_model_name(model_name)
-    mapping = check_choice("mapping", mapping, MAPPINGS)
-    path = _store.check_weights_path(file)
+    path = Path(file).expanduser()
+    if not (path.is_file() and path.suffix.lower() in H5_SUFFIXES):
+        path = _store.check_weights_path(path)
     source_sha = _store.sha256_file(path)
-    src = _store.load_state_dict_file(path)
     target = timm.create_model(model_name, pretrained=False).state_dict()
-    fn = _map_strict if mapping == "strict" else _map_by_order
-    mapped = fn(src, target, str(path), model_name)
+    mapping, mapped, report, pre = _read_and_map(path, model_name, mapping, target)
     full = {}
     for k, t in target.items():
         v = mapped.get(k, t)
@@ -187,6 +157,8 @@ def import_weights(
     folder = root / model_name
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"model": model_name, "source": source or str(path.resolve()), "mapping": mapping}
+    if pre is not None:
+        meta["preprocessing"] = pre
     fd, tmp = tempfile.mkstemp(prefix=".import.", suffix=".safetensors.tmp", dir=folder)
     os.close(fd)
     try:
@@ -210,7 +182,11 @@ def import_weights(
         "timm_version": timm.__version__,
         "torch_version": torch.__version__.split("+")[0],
         "verified": "",
+        "mapped": dict(report.counts),
+        "notes": report.details + report.notes,
     }
+    if pre is not None:
+        entry["preprocessing"] = pre
     _store.add_entry(entry, store_root)
     try:
         _verify_forward(model_name, final, store_root)
@@ -227,7 +203,8 @@ def _record(entry: dict[str, Any], root: Path) -> WeightsRecord:
         model=entry["model"], path=root / entry["file"], sha256=entry["sha256"],
         source_sha256=entry["source_sha256"], source=entry["source"], mapping=entry["mapping"],
         imported_at=entry["imported_at"], timm_version=entry["timm_version"],
-        verified=entry.get("verified", ""),
+        verified=entry.get("verified", ""), mapped=dict(entry.get("mapped") or {}),
+        notes=tuple(entry.get("notes") or ()), preprocessing=entry.get("preprocessing"),
     )
 
 

@@ -39,8 +39,11 @@ __all__ = [
     "entries_for",
     "check_weights_path",
     "load_state_dict_file",
+    "recorded_preprocessing",
     "list_weights",
     "format_weights_table",
+    "describe_mapping",
+    "describe_preprocessing",
 ]
 
 ENV_VAR = "HEADSTART_WEIGHTS_DIR"
@@ -233,6 +236,26 @@ def load_state_dict_file(path: str | os.PathLike, *, mmap: bool = False) -> dict
     return _unwrap(obj, path)
 
 
+def recorded_preprocessing(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The normalisation recorded with an imported file (``{'mean': [...], 'std': [...], ...}``
+    on headstart's RGB 0-1 scale, e.g. Keras' caffe mode), read from the safetensors header that
+    :func:`~headstart.models.importer.import_weights` writes; None when the file records none
+    (then the model's timm ``pretrained_cfg`` applies)."""
+    if not str(path).lower().endswith(".safetensors"):
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        pre = json.loads(meta.get("headstart", "{}")).get("preprocessing")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(pre, dict) or len(pre.get("mean", ())) != 3 or len(pre.get("std", ())) != 3:
+        return None
+    return pre
+
+
 # ------------------------------------------------------------------------------------ listing
 def list_weights(store_root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Rows for ``headstart weights list``: every stored file (status ``stored``, or ``missing``
@@ -251,6 +274,9 @@ def list_weights(store_root: str | os.PathLike | None = None) -> list[dict[str, 
             "mapping": e.get("mapping", ""),
             "sha256": e.get("sha256", ""),
             "verified": e.get("verified", ""),
+            "mapped": dict(e.get("mapped") or {}),
+            "notes": list(e.get("notes") or []),
+            "preprocessing": e.get("preprocessing"),
             "imported_at": e.get("imported_at", ""),
             "size_mb": round(path.stat().st_size / 1e6, 1) if exists else None,
             "path": str(path),
@@ -274,17 +300,42 @@ def list_weights(store_root: str | os.PathLike | None = None) -> list[dict[str, 
     return rows
 
 
+_KIND_ORDER = ("by name", "by order", "by reshape", "transposed", "folded")
+
+
+def describe_mapping(counts: dict[str, int] | None) -> str:
+    """``{'by order': 30, 'by reshape': 2}`` -> ``'30 by order, 2 by reshape'`` ('' when unknown)."""
+    counts = dict(counts or {})
+    kinds = [k for k in _KIND_ORDER if counts.get(k)] + sorted(k for k in counts if k not in _KIND_ORDER)
+    return ", ".join(f"{counts[k]} {k}" for k in kinds if counts[k])
+
+
+def describe_preprocessing(pre: dict[str, Any] | None) -> str:
+    """The normalisation recorded with a file, on the 0-255 scale, or 'timm' when the model's
+    pretrained_cfg applies (nothing recorded)."""
+    if not pre:
+        return "timm"
+
+    def nums(values) -> str:
+        return ",".join(f"{255 * float(v):.6g}" for v in values)
+
+    return f"RGB mean {nums(pre['mean'])} std {nums(pre['std'])} (0-255)"
+
+
 def format_weights_table(rows: Iterable[dict[str, Any]]) -> str:
     """A plain-text table of :func:`list_weights` rows (no colours; fine for logs and tests)."""
     rows = list(rows)
     if not rows:
         return "No weights stored."
     cols = [("MODEL", "model"), ("STATUS", "status"), ("SHA256", "sha256"), ("SIZE", "size_mb"),
-            ("IMPORTED", "imported_at"), ("SOURCE", "source")]
+            ("IMPORTED", "imported_at"), ("MAPPED", "mapped"), ("PREPROCESSING", "preprocessing"),
+            ("SOURCE", "source")]
 
     def cell(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
-        if value is None or value == "":
+        if key == "preprocessing":
+            return describe_preprocessing(value) if row.get("status") == "stored" else "-"
+        if value is None or value == "" or value == {}:
             return "-"
         if key == "sha256":
             return str(value)[:16]
@@ -292,6 +343,9 @@ def format_weights_table(rows: Iterable[dict[str, Any]]) -> str:
             return f"{value:.1f} MB"
         if key == "imported_at":
             return str(value)[:19].replace("T", " ")
+        if key == "mapped":
+            return describe_mapping(value) or "-"
+
         return str(value)
 
     table = [[title for title, _ in cols]] + [[cell(r, k) for _, k in cols] for r in rows]
