@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "create_model",
+    "apply_architecture_changes",
+    "architecture_changes",
     "feature_dim",
     "head_parameters",
     "backbone_parameters",
@@ -60,12 +62,46 @@ def _mismatch(model_name: str, path, exc: Exception) -> WeightsMismatchError:
     )
 
 
-def _apply_recorded_preprocessing(model, path) -> None:
-    """Put the normalisation recorded with the weights file (Keras' caffe mode, for example) into
-    ``model.pretrained_cfg``, where ``Preprocessing.from_model`` (fit, rank, doctor) reads it; the
-    run then saves it with the model, so predict and export use it too."""
-    from headstart.models.store import recorded_preprocessing
+_DILATION_ATTR = "headstart_conv_dilation"
 
+
+def apply_architecture_changes(model: "torch.nn.Module", record: dict | None) -> "torch.nn.Module":
+    """Apply what a weights file or a run's model.json records about the architecture:
+    ``conv_dilation`` ({module name: dilation}) sets those 3x3 convolutions' dilation and keeps
+    their output size (padding = dilation). Keras' ResNet50 (v1) needs it in timm's resnet50; see
+    :mod:`headstart.models.keras_resnet`. No weight changes shape."""
+    spec = (record or {}).get("conv_dilation") or {}
+    for name, dilation in spec.items():
+        try:
+            conv = model.get_submodule(name)
+        except AttributeError:
+            raise WeightsMismatchError(
+                f"The weights record a dilation for {name!r}, which timm's model does not have;"
+                " they belong to another architecture. Re-import them with the right --model."
+            ) from None
+        k = conv.kernel_size[0]
+        conv.dilation = (int(dilation), int(dilation))
+        conv.padding = (int(dilation) * (k - 1) // 2,) * 2
+    if spec:
+        setattr(model, _DILATION_ATTR, {str(k): int(v) for k, v in spec.items()})
+    return model
+
+
+def architecture_changes(model: "torch.nn.Module") -> dict:
+    """The record :func:`apply_architecture_changes` applied to ``model`` (``{}`` for plain timm),
+    to save in a run's model.json so that predict and export rebuild the same network."""
+    spec = getattr(model, _DILATION_ATTR, None)
+    return {"conv_dilation": dict(spec)} if spec else {}
+
+
+def _apply_recorded_preprocessing(model, path) -> None:
+    """Apply what the imported weights file records: its architecture changes, and its
+    normalisation (Keras' caffe mode, for example) put into ``model.pretrained_cfg``, where
+    ``Preprocessing.from_model`` (fit, rank, doctor) reads it; the run then saves both with the
+    model, so predict and export use them too."""
+    from headstart.models.store import recorded_conversion, recorded_preprocessing
+
+    apply_architecture_changes(model, recorded_conversion(path))
     pre = recorded_preprocessing(path)
     if pre is None:
         return

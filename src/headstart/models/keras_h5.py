@@ -1,4 +1,4 @@
-"""Read Keras applications weight files (HDF5) and map them onto timm's VGG models.
+"""Read Keras applications weight files (HDF5) and map them onto timm's VGG and ResNet50.
 
 Files are read with h5py only (never with pickle or Keras). Two layouts are understood:
 
@@ -23,10 +23,7 @@ The layout conversions, done here because no library converts Keras checkpoints 
   recorded with the weights as mean = (123.68, 116.779, 103.939) / 255, std = 1 / 255 on
   headstart's 0-1 scale.
 
-Keras' ResNet50 is refused with the reason: it is the original ResNet v1, whose stride-2
-downsampling sits in each stage's first 1x1 convolution, while timm's ``resnet50`` (like
-torchvision's) is v1.5, with the stride in the 3x3 convolution; the two compute different
-functions, so no weight mapping makes their predictions match.
+Keras' ResNet50 files are mapped by :mod:`headstart.models.keras_resnet`.
 """
 
 from __future__ import annotations
@@ -45,6 +42,12 @@ H5_SUFFIXES = (".h5", ".hdf5")
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 """keras.applications.imagenet_utils.preprocess_input(mode='caffe'): the mean subtracted from the
 BGR channels on the 0-255 scale."""
+
+
+_CAFFE_NOTE = (
+    "Keras' caffe preprocessing recorded: BGR->RGB folded into the first conv,"
+    " mean (123.68, 116.779, 103.939)/255, std 1/255"
+)
 
 
 @dataclass(frozen=True)
@@ -153,27 +156,20 @@ def _describe(layers: list[KerasLayer]) -> str:
     return f"{kinds.count('conv')} Conv2D, {kinds.count('dense')} Dense, {kinds.count('bn')} BatchNorm"
 
 
-def _refuse_resnet(layers: list[KerasLayer], file: str, model: str) -> None:
-    raise WeightsMismatchError(
-        f"The Keras file {file!r} ({_describe(layers)} layers) is Keras' ResNet50, which is the"
-        " original ResNet v1: each stage downsamples in its first 1x1 convolution"
-        " (conv*_block1_1_conv, stride 2). timm's and torchvision's resnet50 are ResNet v1.5, which"
-        f" downsample in the 3x3 convolution, so the weights cannot reproduce Keras' predictions in"
-        f" timm's {model!r}; nothing was imported. Use torchvision's resnet50-*.pth file"
-        " (`headstart weights import resnet50-XXXX.pth --model resnet50 --map by-order`)."
-    )
-
-
 def map_keras(layers: list[KerasLayer], target: dict, file: str, model: str) -> tuple[dict, MapReport, dict[str, Any]]:
     """Map Keras layers onto timm's state dict ``target`` for ``model``; returns the mapped
     tensors, how each was placed and the preprocessing to record with them."""
+    from headstart.models.keras_resnet import is_keras_resnet, map_keras_resnet50
+
+    if is_keras_resnet(layers):
+        mapped, report, arch = map_keras_resnet50(layers, target, file, model)
+        report.notes.append(_CAFFE_NOTE)
+        return mapped, report, {"preprocessing": caffe_preprocessing(), **arch}
     kinds = [_kind(x) for x in layers]
-    if any(k == "bn" for k in kinds) and any(x.name.startswith(("conv2_block1", "res2a")) for x in layers):
-        _refuse_resnet(layers, file, model)
     if not model.startswith("vgg") or "_bn" in model:
         raise WeightsMismatchError(
-            f"headstart maps Keras applications files onto timm's VGG models without BatchNorm"
-            f" (vgg11, vgg13, vgg16, vgg19); got model {model!r} for {file!r}"
+            f"headstart maps Keras applications files onto timm's resnet50 and its VGG models"
+            f" without BatchNorm (vgg11, vgg13, vgg16, vgg19); got model {model!r} for {file!r}"
             f" ({_describe(layers)} layers). Convert other models to a PyTorch state dict first."
         )
     if "other" in kinds or "bn" in kinds:
@@ -182,7 +178,9 @@ def map_keras(layers: list[KerasLayer], target: dict, file: str, model: str) -> 
             f"The Keras file {file!r} has a layer {bad.name!r} with weights of shapes"
             f" {[w.shape for _, w in bad.weights]}, which a VGG does not have; it is not a Keras VGG."
         )
-    return _map_vgg(layers, kinds, target, file, model)
+    mapped, report = _map_vgg(layers, kinds, target(), file, model)
+    report.notes.append(_CAFFE_NOTE)
+    return mapped, report, {"preprocessing": caffe_preprocessing()}
 
 
 def _map_vgg(layers, kinds, target, file, model):
@@ -250,8 +248,4 @@ def _map_vgg(layers, kinds, target, file, model):
             "the file has no top (include_top=False): timm's pre_logits.fc1/fc2 and head.fc keep"
             " their random initialisation and are trained by fit"
         )
-    report.notes.append(
-        "Keras' caffe preprocessing recorded: BGR->RGB folded into the first conv,"
-        " mean (123.68, 116.779, 103.939)/255, std 1/255"
-    )
-    return out, report, caffe_preprocessing()
+    return out, report

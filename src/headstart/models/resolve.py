@@ -37,11 +37,26 @@ class ResolvedWeights:
 
 
 def pretrained_cfg(model_name: str) -> dict[str, Any] | None:
-    """timm's pretrained_cfg for ``arch`` or ``arch.tag`` as a dict, None when timm has none."""
+    """timm's pretrained_cfg for ``arch`` or ``arch.tag`` as a dict, None when timm has none.
+
+    When the weights store's file for the model (the one :func:`resolve_weights` picks) records
+    its own normalisation (Keras' caffe mode), its mean and std replace timm's, so that what
+    expects a model's preprocessing (the doctor's checks) expects the weights' own.
+    """
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(model_name)
-    return None if cfg is None else cfg.to_dict()
+    if cfg is None:
+        return None
+    out = cfg.to_dict()
+    for name in _store_names(model_name, out):
+        hits = _store.entries_for(name)
+        if hits:
+            pre = _store.recorded_preprocessing(hits[0]["path"])
+            if pre is not None:
+                out.update(mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+            break
+    return out
 
 
 def _hf_files(cfg: dict[str, Any]) -> list[str]:

@@ -39,6 +39,7 @@ __all__ = [
     "entries_for",
     "check_weights_path",
     "load_state_dict_file",
+    "recorded_conversion",
     "recorded_preprocessing",
     "list_weights",
     "format_weights_table",
@@ -236,21 +237,28 @@ def load_state_dict_file(path: str | os.PathLike, *, mmap: bool = False) -> dict
     return _unwrap(obj, path)
 
 
-def recorded_preprocessing(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The normalisation recorded with an imported file (``{'mean': [...], 'std': [...], ...}``
-    on headstart's RGB 0-1 scale, e.g. Keras' caffe mode), read from the safetensors header that
-    :func:`~headstart.models.importer.import_weights` writes; None when the file records none
-    (then the model's timm ``pretrained_cfg`` applies)."""
+def recorded_conversion(path: str | os.PathLike) -> dict[str, Any]:
+    """What :func:`~headstart.models.importer.import_weights` recorded in a stored file's
+    safetensors header besides the tensors: ``preprocessing`` (the normalisation the weights
+    expect, e.g. Keras' caffe mode) and ``conv_dilation`` (convolutions whose dilation the weights
+    need, e.g. Keras' ResNet v1). ``{}`` for any other file."""
     if not str(path).lower().endswith(".safetensors"):
-        return None
+        return {}
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        pre = json.loads(meta.get("headstart", "{}")).get("preprocessing")
+        record = json.loads(meta.get("headstart", "{}"))
     except (OSError, ValueError, AttributeError):
-        return None
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def recorded_preprocessing(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The normalisation recorded with an imported file (``{'mean': [...], 'std': [...], ...}``
+    on headstart's RGB 0-1 scale), or None (then the model's timm ``pretrained_cfg`` applies)."""
+    pre = recorded_conversion(path).get("preprocessing")
     if not isinstance(pre, dict) or len(pre.get("mean", ())) != 3 or len(pre.get("std", ())) != 3:
         return None
     return pre

@@ -171,6 +171,7 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
     import torch
 
     from headstart._version import __version__
+    from headstart.models.build import architecture_changes
     from headstart.predict import Predictor
     from headstart.reporting.fit_hooks import report_after_fit, save_predictions
     from headstart.tasks.classification.plots import plot_confusion_matrix, plot_learning_curves
@@ -191,6 +192,7 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
         num_outputs=model.num_outputs,
         preprocessing=model.pre.to_dict(),
         provenance=provenance(__version__, cfg, index, model.weights),
+        extra=architecture_changes(model.module),  # e.g. Keras ResNet50's dilations
     )
     console.print(
         f"{eval_split}: accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}, "

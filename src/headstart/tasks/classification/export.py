@@ -44,12 +44,14 @@ def load_run_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]
     from safetensors.torch import load_file
 
     from headstart.data.transforms import Preprocessing
+    from headstart.models.build import apply_architecture_changes
 
     run = RunFolder.open(run_dir)
     meta = run.read_json("model/model.json")
     classes = list(run.read_json("model/labels.json")["classes"])
     pre = Preprocessing.from_dict(run.read_json("model/preprocessing.json"))
     model = timm.create_model(meta["architecture"], pretrained=False, num_classes=meta["num_outputs"])
+    apply_architecture_changes(model, meta)  # what the imported weights needed (model.json)
     model.load_state_dict(load_file(run.model_dir / "model.safetensors"))
     record = {"classes": classes, "preprocessing": pre, "architecture": meta["architecture"],
               "num_outputs": meta["num_outputs"]}
