@@ -244,7 +244,7 @@ def test_recorded_preprocessing_is_read_from_the_file_and_listed(tmp_path):
 @pytest.mark.slow
 def test_cli_import_list_fit_predict_with_keras_weights(keras, tmp_path, image_folder, monkeypatch):
     """A user's path: import a Keras notop file, see what was mapped and recorded, fit vgg16 on
-    small images from the store; the run saves (and predict applies) Keras' normalisation."""
+    small images from the store; the run saves Keras' normalisation (which predict applies)."""
     import json
 
     model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
@@ -288,8 +288,7 @@ def test_cli_import_list_fit_predict_with_keras_weights(keras, tmp_path, image_f
     saved = json.loads((run / "model" / "preprocessing.json").read_text())
     assert np.allclose(np.array(saved["mean"]) * 255, CAFFE_MEAN_BGR[::-1])
     assert np.allclose(saved["std"], [1 / 255] * 3)
-    preds = json.loads(cli("predict", run, image_folder / "cat" / "cat_000.png", "--format", "json"))
-    assert preds[0]["label"] in ("cat", "dog", "fox")
+    # (predict on a run from Keras weights: test_fit_resnet50_from_keras_weights_saves_the_architecture)
     # what expects a model's preprocessing (the doctor's checks) expects the stored weights' own
     from headstart.models.resolve import pretrained_cfg
 
