@@ -46,7 +46,7 @@ def _detector_geometry(index, run, image_size: int | None, backbone: str | None)
     or, for a dataset, what `headstart fit` would choose on this machine."""
     from headstart.tasks.detection.models import DetectorSpec, default_anchor_sizes, detector_strides
 
-    if run is not None:
+    if run is not None and (run / "model" / "model.json").is_file():
         model = json.loads((run / "model" / "model.json").read_text(encoding="utf-8"))
         spec = DetectorSpec.from_dict(model["detector"])
         size = image_size or spec.image_size
@@ -229,10 +229,21 @@ def detection_doctor(
     model_conf = None
     if run is not None:
         from headstart.config import build_config, load_yaml
+        from headstart.errors import RunFolderError
 
+        if not (run / "split.json").is_file():
+            raise RunFolderError(
+                f"The run folder {str(run)!r} has no split.json, so the doctor cannot tell which boxes it trained"
+                " and evaluated on. Run `headstart doctor` on the dataset instead, or re-run `headstart fit`."
+            )
         index = load_detection_split(run / "split.json")
-        data_path = Path(build_config(config=load_yaml(run / "config.yaml")).data.path)
-        model_conf = json.loads((run / "model" / "model.json").read_text(encoding="utf-8")).get("conf")
+        cfg = build_config(config=load_yaml(run / "config.yaml"))
+        data_path = Path(cfg.data.path)
+        image_size = image_size or cfg.model.image_size
+        backbone = backbone or (cfg.model.name if cfg.model.name != "auto" else None)
+        model_json = run / "model" / "model.json"
+        if model_json.is_file():
+            model_conf = json.loads(model_json.read_text(encoding="utf-8")).get("conf")
     else:
         index = load_detection_dataset(target, seed=seed)
         data_path = target
