@@ -201,6 +201,17 @@ def test_find_suspects_clean_image_and_severity():
     empty = _image([], [], [[10, 10, 40, 40]], [0], [0.99])
     assert [s.kind for s in dl.find_suspects([empty])] == ["missing"]
     assert dl.find_suspects([empty], confident=0.999) == []
+    crowd = dl.ImageBoxes(
+        "c.jpg",
+        "val",
+        np.zeros((0, 4)),
+        np.zeros(0, int),
+        np.array([[10.0, 10, 40, 40]]),
+        np.array([0]),
+        np.array([0.99]),
+        ignored=np.array([[11.0, 10, 40, 41]]),
+    )
+    assert dl.find_suspects([crowd]) == []  # a detection on an ignored (crowd / difficult) box is not a missing one
     many = [_image([[0, 0, 5, 5]], [0], [[10, 10, 40, 40]], [0], [0.99], f"{i}.jpg") for i in range(5)]
     found = dl.check_missing_annotations(dl.find_suspects(many), 5, 5, ["a"])
     assert found[0].severity == "medium" and found[0].data["count"] == 5

@@ -148,6 +148,7 @@ def _label_findings(run: Path, index, rows, conf: float | None) -> list[Finding]
     images = []
     for (s, split), (boxes, labels, scores) in zip(rows, dets):
         keep = [i for i, ign in enumerate(s.ignore) if not ign]
+        ignored = np.asarray([b for b, ign in zip(s.boxes, s.ignore) if ign], dtype=np.float64).reshape(-1, 4)
         images.append(
             dl.ImageBoxes(
                 _rel(s.path, index.root),
@@ -157,6 +158,7 @@ def _label_findings(run: Path, index, rows, conf: float | None) -> list[Finding]
                 boxes,
                 labels,
                 scores,
+                ignored,
             )
         )
     confident = max(dl.CONFIDENT, conf or 0.0)

@@ -50,6 +50,8 @@ class ImageBoxes:
     det_boxes: np.ndarray
     det_labels: np.ndarray
     det_scores: np.ndarray
+    ignored: np.ndarray | None = None
+    """(K, 4) boxes marked ignore (VOC difficult, COCO crowd): a detection on one is not a missing box."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ def find_suspects(
                 break
         for j in range(len(dets)):
             best = float(iou[j].max()) if len(boxes) else 0.0
+            if im.ignored is not None and len(im.ignored):
+                best = max(best, float(_iou(dets[j : j + 1], np.asarray(im.ignored, dtype=np.float64)).max()))
             if j not in used and best < match_iou:
                 out.append(
                     Suspect(
