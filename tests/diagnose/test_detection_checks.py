@@ -194,6 +194,14 @@ def test_find_suspects_missing_wrong_and_misplaced():
     assert "x.jpg (val): 'cat' box [200, 10, 240, 50]" in misplaced.evidence
 
 
+def test_wrong_label_needs_the_model_to_doubt_the_annotated_class():
+    box = [[10, 10, 50, 50]]
+    torn = _image(box, [1], [[10, 10, 50, 50], [11, 10, 50, 50]], [0, 1], [0.8, 0.45])  # 0.45 >= 0.5 * 0.8
+    assert dl.find_suspects([torn]) == []
+    sure = _image(box, [1], [[10, 10, 50, 50], [11, 10, 50, 50]], [0, 1], [0.8, 0.3])
+    assert [s.kind for s in dl.find_suspects([sure])] == ["wrong-label"]
+
+
 def test_find_suspects_clean_image_and_severity():
     boxes = [[10, 10, 50, 50], [100, 100, 140, 140]]
     im = _image(boxes, [0, 1], boxes, [0, 1], [0.9, 0.9])
