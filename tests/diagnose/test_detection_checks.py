@@ -196,7 +196,7 @@ def test_find_suspects_missing_wrong_and_misplaced():
 
 def test_wrong_label_needs_the_model_to_doubt_the_annotated_class():
     box = [[10, 10, 50, 50]]
-    torn = _image(box, [1], [[10, 10, 50, 50], [11, 10, 50, 50]], [0, 1], [0.8, 0.45])  # 0.45 >= 0.5 * 0.8
+    torn = _image(box, [1], [[10, 10, 50, 50], [11, 10, 50, 50]], [0, 1], [0.8, 0.6])  # 0.6 >= 0.7 * 0.8
     assert dl.find_suspects([torn]) == []
     sure = _image(box, [1], [[10, 10, 50, 50], [11, 10, 50, 50]], [0, 1], [0.8, 0.3])
     assert [s.kind for s in dl.find_suspects([sure])] == ["wrong-label"]
