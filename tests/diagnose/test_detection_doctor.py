@@ -37,11 +37,11 @@ def _doctor(target, *args, timeout=300):
 
 
 def test_doctor_on_a_clean_detection_dataset_finds_nothing_severe(tmp_path):
+    from headstart.diagnose import doctor
+
     root = write_coco(tmp_path / "clean", _images(), ["red", "blue"])
-    out = _doctor(root, "--level", "images", "--format", "json")
-    assert out.returncode == 0, out.stderr
-    findings = json.loads(out.stdout)
-    assert not [f for f in findings if f["severity"] in ("high", "medium")], findings
+    findings = doctor(root, level="images")
+    assert not [f for f in findings if f.severity in ("high", "medium")], findings
 
 
 def test_doctor_on_a_detection_dataset_names_planted_problems(tmp_path):
