@@ -166,3 +166,33 @@ def test_doctor_of_a_detection_run_without_split_says_why(detection_run, tmp_pat
     (run / "split.json").unlink()
     with pytest.raises(RunFolderError, match="has no split.json"):
         doctor(run, level="quick")
+
+
+def test_doctor_on_a_detection_run_compares_the_default_conf_with_the_f1_best(detection_run, tmp_path):
+    """predictions.json: every evaluated box found at 0.9 plus one false box per image at 0.3; the
+    F1-best threshold is 0.9, a default conf of 0.2 keeps the false boxes."""
+    from headstart.data.detection import load_detection_split
+    from headstart.diagnose import doctor
+
+    run = shutil.copytree(detection_run, tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    index = load_detection_split(run / "split.json")
+    preds = []
+    for s in index.splits[metrics["split"]]:
+        for (x1, y1, x2, y2), label in zip(s.boxes, s.labels):
+            preds.append(
+                {"image_id": s.image_id, "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9}
+            )
+        preds.append({"image_id": s.image_id, "category_id": 1, "bbox": [0, 0, 3, 3], "score": 0.3})
+    (run / "predictions.json").write_text(json.dumps(preds))
+    metrics.update(conf_threshold=0.9, per_class={})
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    model = json.loads((run / "model" / "model.json").read_text())
+    model["conf"] = 0.2
+    (run / "model" / "model.json").write_text(json.dumps(model))
+    found = {f.check: f for f in doctor(run, level="quick")}
+    f = found["poor-confidence-threshold"]
+    assert f.severity == "high" and "too low, false boxes are kept" in f.evidence and "--conf 0.90" in f.fix
+    n_boxes, n_images = sum(len(s.boxes) for s in index.splits[metrics["split"]]), len(index.splits[metrics["split"]])
+    assert f.data["f1_best"] == pytest.approx(1.0)
+    assert f.data["f1_used"] == pytest.approx(2 * n_boxes / (2 * n_boxes + n_images))  # 2TP / (2TP + FP + FN)
