@@ -40,11 +40,11 @@ def test_annotation_problems_from_the_real_loader_are_grouped_with_files_and_box
     d["annotations"][0]["bbox"] = [5, 5, 0, 8]  # zero width: degenerate
     edit.write_text(json.dumps(d))
     index = load_detection_dataset(root)
-    found = _checks(dd.check_annotation_problems(index.problems, 16))
+    found = _checks(dd.check_annotation_problems(index.problems, 16, root=index.root))
     assert set(found) == {"annotations-outside", "annotations-degenerate", "annotations-duplicate-box"}
     outside = found["annotations-outside"]
     assert outside.data["count"] == 2 and "1 clipped" in outside.evidence and "1 dropped" in outside.evidence
-    assert "instances_train.json, annotation" in outside.evidence and "im0.png" in outside.evidence
+    assert "e.g. annotations/instances_train.json, annotation" in outside.evidence and "im0.png" in outside.evidence
     assert outside.severity == "high"  # 2 of 18 boxes
     assert "x2 < x1" in found["annotations-degenerate"].fix
     assert found["annotations-duplicate-box"].data["count"] == 1

@@ -77,6 +77,15 @@ def test_doctor_names_coordinate_format_mistakes_in_a_voc_dataset(tmp_path):
     assert "Annotations/" in checks["coordinate-format-xywh-as-xyxy"].evidence
 
 
+def test_doctor_of_a_detection_dataset_checks_the_backbone_name(tmp_path):
+    from headstart.diagnose import doctor
+    from headstart.errors import ConfigError
+
+    root = write_coco(tmp_path / "d", _images(4), ["red", "blue"])
+    with pytest.raises(ConfigError, match=r"mobilenetv2_100"):
+        doctor(root, level="quick", model="mobilenetv2_10O")
+
+
 def test_doctor_of_a_detection_dataset_that_does_not_load_says_why(tmp_path):
     from headstart.diagnose import doctor
     from headstart.errors import DataError

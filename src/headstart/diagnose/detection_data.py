@@ -9,6 +9,7 @@ of findings, so each is tested on its own; :mod:`headstart.diagnose.detection_do
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -60,8 +61,16 @@ _ANNOTATION_FIX = {
 }
 
 
+def _location(problem, root: Path | None) -> str:
+    """The problem's file relative to the dataset root (when below it), and its line or id."""
+    path = Path(problem.path)
+    if root is not None and path.is_relative_to(root):
+        path = path.relative_to(root)
+    return f"{path.as_posix()}, {problem.where}" if problem.where else path.as_posix()
+
+
 def check_annotation_problems(
-    problems: Sequence, n_boxes: int, *, high: float = 0.05, medium: float = 0.005
+    problems: Sequence, n_boxes: int, *, root: Path | None = None, high: float = 0.05, medium: float = 0.005
 ) -> list[Finding]:
     """One finding per kind of problem the loader repaired or left out (``problems``: the
     :class:`~headstart.data.detection.problems.Problem` list of the index), severity from the share
@@ -76,7 +85,7 @@ def check_annotation_problems(
         if kind in ("missing-image", "split-repeat", "other") and severity == "high":
             severity = "medium"
         actions = Counter(p.action for p in group)
-        shown = "; ".join(f"{p.location}: {p.message}" for p in group[:_SHOWN])
+        shown = "; ".join(f"{_location(p, root)}: {p.message}" for p in group[:_SHOWN])
         out.append(
             Finding(
                 f"annotations-{kind}",

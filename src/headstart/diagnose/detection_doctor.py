@@ -229,6 +229,10 @@ def detection_doctor(
     target = Path(target)
     run = target if (target / "config.yaml").is_file() else None
     model_conf = None
+    if backbone is not None:
+        from headstart.models.zoo import check_model_name
+
+        backbone = check_model_name(backbone)  # close-match suggestions before any image is read
     if run is not None:
         from headstart.config import build_config, load_yaml
         from headstart.errors import RunFolderError
@@ -251,7 +255,7 @@ def detection_doctor(
         data_path = target
     train = index.splits.get("train", [])
     n_boxes = sum(len(s.boxes) for v in index.splits.values() for s in v)
-    out = dd.check_annotation_problems(index.problems, n_boxes)
+    out = dd.check_annotation_problems(index.problems, n_boxes, root=Path(index.root))
     if data_path.exists():
         out += _raw_boxes(data_path, index)
     out += dd.check_box_balance(index.box_counts("train"))
