@@ -86,14 +86,39 @@ def test_doctor_of_a_detection_dataset_checks_the_backbone_name(tmp_path):
         doctor(root, level="quick", model="mobilenetv2_10O")
 
 
+def test_doctor_says_why_no_box_of_a_yolo_dataset_survives(tmp_path):
+    """YOLO labels written in pixels: every box falls outside the image, the loader finds no usable
+    box, and the doctor still names the cause from the labels as written."""
+    from headstart.diagnose import doctor
+    from tests.data.detection.conftest import write_yolo
+
+    root = write_yolo(tmp_path / "yolo", _images(), ["red", "blue"])
+    for label in (root / "labels").rglob("*.txt"):
+        rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
+        label.write_text("".join(f"{c} " + " ".join(f"{float(v) * 64:g}" for v in rest) + "\n" for c, *rest in rows))
+    found = {f.check: f for f in doctor(root, level="quick")}
+    pixels = found["annotations-yolo-coordinates-not-fractions"]
+    assert pixels.severity == "high" and "labels/train/im00.txt, line 1" in pixels.evidence
+    assert "divide x_center and width by the image width" in pixels.fix
+    assert found["dataset-unusable"].severity == "high" and "not one usable box" in found["dataset-unusable"].evidence
+
+
 def test_doctor_of_a_detection_dataset_that_does_not_load_says_why(tmp_path):
     from headstart.diagnose import doctor
     from headstart.errors import DataError
 
+    # every box past the image: nothing loads, the boxes as written say where they went
     images = [FixtureImage(f"im{i}.png", [FixtureBox("a", 80, 80, 90, 90)], size=(64, 64)) for i in range(4)]
-    root = write_coco(tmp_path / "bad", images, ["a"])
-    with pytest.raises(DataError, match="not one usable box"):
-        doctor(root)
+    root = write_coco(tmp_path / "outside", images, ["a"])
+    found = {f.check: f for f in doctor(root, level="quick")}
+    assert "not one usable box" in found["dataset-unusable"].evidence
+    assert "4 of 4 boxes (100%) cross the right or bottom edge" in found["boxes-past-right-bottom-edge"].evidence
+    # every image missing: nothing to explain it with, so the loader's error stands
+    root = write_coco(tmp_path / "missing", images, ["a"])
+    for png in root.rglob("*.png"):
+        png.unlink()
+    with pytest.raises(DataError, match="has no usable images"):
+        doctor(root, level="quick")
 
 
 @pytest.fixture(scope="module")

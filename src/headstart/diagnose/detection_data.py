@@ -37,6 +37,7 @@ _KINDS = (
     ("unreadable-image", "cannot be read"),
     ("missing-image", "does not exist"),
     ("split-repeat", "is also in the"),
+    ("yolo-coordinates-not-fractions", "has coordinates outside [0, 1]"),
 )
 _SHOWN = 5
 
@@ -56,6 +57,8 @@ _ANNOTATION_FIX = {
     " detector to predict it twice.",
     "unreadable-image": "Re-export or delete these image files (headstart left them out).",
     "missing-image": "Restore the images or delete their entries from the annotations.",
+    "yolo-coordinates-not-fractions": "YOLO labels hold fractions of the image: divide x_center and width by the image"
+    " width, y_center and height by its height (lines in pixels were dropped).",
     "split-repeat": "Keep each image in one split (headstart left the copy out of the later split).",
     "other": "Fix the lines named above in the annotation files.",
 }
@@ -112,8 +115,10 @@ def check_coordinate_format(
       as x, y, w, h puts nearly all inside the image;
     * [x1, y1, x2, y2] read as [x, y, w, h] (COCO's format): many boxes cross the right or bottom
       edge and almost none the left or top one;
-    * fractions read as pixels: most boxes within 1.5 px of the origin on images far larger;
-    * pixels in a normalised format (YOLO): most coordinates above 1.
+    * fractions read as pixels: most boxes within 1.5 px of the origin on images far larger.
+
+    (Pixels in YOLO labels never get this far: the YOLO reader drops lines with coordinates outside
+    [0, 1], and :func:`check_annotation_problems` reports them.)
     """
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, 4)
     sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
@@ -124,28 +129,6 @@ def check_coordinate_format(
     out = []
     finite = np.isfinite(raw).all(1)
 
-    def evidence(mask: np.ndarray) -> str:
-        idx = np.flatnonzero(mask)[:3]
-        return "; ".join(
-            f"{where[i]}: [{', '.join(f'{v:g}' for v in raw[i])}] on a {sizes[i, 0]:.0f}x{sizes[i, 1]:.0f} image"
-            for i in idx
-        )
-
-    norm = normalised & finite
-    if norm.any():
-        above = norm & (raw.max(1) > 1.01)
-        if above.sum() >= share * norm.sum():
-            out.append(
-                Finding(
-                    "coordinate-format-pixels-as-fractions",
-                    "high",
-                    f"{above.sum()} of {norm.sum()} boxes of a normalised format (YOLO: fractions of the image) have"
-                    f" coordinates above 1, so they are in pixels, e.g. {evidence(above)}.",
-                    "Write YOLO labels as fractions: divide x_center and width by the image width, y_center and height by"
-                    " its height.",
-                    {"count": int(above.sum()), "of": int(norm.sum())},
-                )
-            )
     pix = ~normalised & finite
     m = int(pix.sum())
     if m == 0:

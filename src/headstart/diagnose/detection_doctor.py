@@ -89,13 +89,13 @@ def _box_sizes(samples, size: int) -> tuple[np.ndarray, list[str]]:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2), where
 
 
-def _raw_boxes(data_path: Path, index) -> list[Finding]:
+def _raw_boxes(data_path: Path, index=None) -> list[Finding]:
     """The coordinate-format check on the boxes exactly as the annotation files state them."""
     from headstart.data.decode import image_size
     from headstart.data.detection.layout import read_layout
 
     parsed = read_layout(data_path)
-    known = {s.path: (s.width, s.height) for v in index.splits.values() for s in v}
+    known = {s.path: (s.width, s.height) for v in index.splits.values() for s in v} if index is not None else {}
     raw, sizes, normalised, where = [], [], [], []
     for im in parsed.images:
         size = known.get(im.path)
@@ -251,7 +251,29 @@ def detection_doctor(
         if model_json.is_file():
             model_conf = json.loads(model_json.read_text(encoding="utf-8")).get("conf")
     else:
-        index = load_detection_dataset(target, seed=seed)
+        from headstart.errors import DataError
+
+        try:
+            index = load_detection_dataset(target, seed=seed)
+        except DataError as exc:
+            # a dataset none of whose boxes survive the checks (YOLO labels in pixels, say): the loader
+            # cannot give an index, but the boxes as written may still say why
+            from headstart.data.detection.layout import read_layout
+
+            parsed = read_layout(target)
+            n_boxes = sum(len(im.boxes) for im in parsed.images)
+            found = dd.check_annotation_problems(parsed.problems, n_boxes, root=Path(parsed.root)) + _raw_boxes(target)
+            if not found:
+                raise
+            return found + [
+                Finding(
+                    "dataset-unusable",
+                    "high",
+                    f"The dataset cannot be loaded: {exc}",
+                    "Fix what the other findings name, then run the doctor again.",
+                    {},
+                )
+            ]
         data_path = target
     train = index.splits.get("train", [])
     n_boxes = sum(len(s.boxes) for v in index.splits.values() for s in v)
