@@ -11,9 +11,10 @@ REQUIRES = ("train",)
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "doctor", help="find data, config and training problems, with evidence and fixes",
-        description="Examine a dataset (folder or CSV: data checks) or a run folder (data + config + training-curve"
-        " checks). Findings are ordered by severity.")
-    p.add_argument("target", help="a folder of images / CSV of path,label, or a run folder")
+        description="Examine a dataset (folder or CSV: data checks; a COCO, YOLO or VOC detection dataset: annotation,"
+        " box-size and duplicate checks) or a run folder (data + config + training-curve checks; for a detection run"
+        " also the detector's view of the labels). Findings are ordered by severity.")
+    p.add_argument("target", help="a folder of images / CSV of path,label, a detection dataset, or a run folder")
     p.add_argument("--level", default="full", help="full (default; pretrained-feature checks too), images (no features),"
                    " quick (no image is read)")
     p.add_argument("--model", default="auto", help="backbone for feature checks (auto: mobilenetv2_100 if in the store,"

@@ -48,8 +48,8 @@ def _expected_preprocessing(model_name: str, image_size: int | None):
     return Preprocessing.from_model(timm.create_model(model_name, pretrained=False, num_classes=2), image_size)
 
 
-# tasks whose run folders doctor knows how to examine (see _run_findings)
-RUN_CHECKED_TASKS = ("classify",)
+# tasks whose run folders doctor knows how to examine (see _run_findings; detection: detection_doctor.py)
+RUN_CHECKED_TASKS = ("classify", "detect")
 
 
 def _open_target(target: Path, seed: int):
@@ -104,6 +104,17 @@ def doctor(
 
     level = check_choice("level", level, LEVELS)
     target = Path(target)
+    from headstart.diagnose.detection_doctor import detection_doctor, is_detection_target
+
+    if is_detection_target(target):
+        findings = detection_doctor(target, level=level, image_size=image_size, max_images=max_images, seed=seed,
+                                    backbone=model if model not in (None, "auto") else None)
+        if preprocessing is not None:
+            used, source = _load_preprocessing(preprocessing)
+            arch = model if model not in (None, "auto") else "mobilenetv2_100"
+            findings += rc.check_preprocessing(used, _expected_preprocessing(arch, None).to_dict(), source=source,
+                                               model=arch)
+        return sort_findings(findings)
     index, run, cfg = _open_target(target, seed)
     findings: list[Finding] = []
     run_model = cfg.model.name if cfg is not None else None
