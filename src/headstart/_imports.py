@@ -34,6 +34,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "python_multipart"),
     "tune": ("optuna",),
     "doctor": ("cleanlab", "imagehash"),
+    "yolo": ("ultralytics",),  # AGPL-3.0, opt-in: not part of 'all'
 }
 
 
