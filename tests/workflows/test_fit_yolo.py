@@ -87,6 +87,11 @@ def test_yolo_fit_and_predict_offline_through_the_cli(squares, tmp_path):
     assert cfg["yolo"]["resolved"]["optimizer"] == "AdamW" and cfg["yolo"]["resolved"]["stages"][0]["name"] == "full"
     history = (run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,stage,train_loss_box") and len(history) == 2
+    # config.yaml reads back as a config; as a template, only the user's yolo. entries pass through
+    from headstart.config import build_config
+    from headstart.tasks.detection.yolo.recipe import check_passthrough
+
+    assert check_passthrough(build_config(config=run / "config.yaml").yolo) == {"mosaic": 0.5}
 
     out = tmp_path / "pred.json"
     proc = cli(

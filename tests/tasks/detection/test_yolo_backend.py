@@ -202,3 +202,16 @@ def test_a_trusted_pt_is_converted_once_into_safetensors_and_its_yaml(tmp_path):
         assert torch.allclose(rebuilt.eval()(x)[0], original.eval()(x)[0], atol=1e-4)
     assert find_yolo_weights("yolo11n", store_root=store) is None
     assert os.path.basename(found.path).endswith(".safetensors")
+
+
+@pytest.mark.slow
+def test_export_hook_writes_an_onnx_graph_equal_to_pytorch(squares, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import headstart
+    from headstart.tasks.detection.yolo.export import export_yolo_onnx
+
+    run = tmp_path / "run"
+    headstart.fit(squares, out=run, detector="yolov8n", epochs=1, image_size=64, device="cpu", verbose=False)
+    info = export_yolo_onnx(run, tmp_path / "model.onnx")
+    assert (tmp_path / "model.onnx").is_file() and info["output"][:2] == [1, 4 + 2]
+    assert info["max_abs_diff"] <= 1e-3 and info["classes"] == ["red", "blue"]
