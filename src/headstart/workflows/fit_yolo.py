@@ -23,9 +23,6 @@ __all__ = ["run"]
 
 
 def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
-    import torch
-
-    from headstart.engine.device import resolve_device
     from headstart.tasks.base import UnsupportedForTask
     from headstart.tasks.detection.yolo.runtime import load_ultralytics
 
@@ -45,6 +42,10 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
             " the epoch with the best val mAP50-95 (val_map)."
         )
     ultralytics = load_ultralytics()  # fails here, before any data is read, when the extra is missing
+    import torch
+
+    from headstart.engine.device import resolve_device
+
     t_start = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
     index = _load_data(cfg, run, console)

@@ -122,6 +122,19 @@ def test_yolo_passthrough_is_checked_against_ultralytics_arguments():
         check_passthrough({"mosiac": 0.5})
     with pytest.raises(ConfigError, match=r"yolo.data is set by headstart"):
         check_passthrough({"data": "x.yaml"})
+    with pytest.raises(ConfigError, match=r"yolo.device is set by headstart"):
+        check_passthrough({"device": "0,1"})
+
+
+def test_weights_that_match_no_tensor_are_refused_before_training():
+    import torch
+
+    from headstart.tasks.detection.yolo.model import build_yolo_model
+    from headstart.tasks.detection.yolo.train import YoloStage, train_stages
+
+    model = build_yolo_model("yolov8n.yaml", 2)
+    with pytest.raises(WeightsMismatchError, match=r"None of the 1 tensors .* match the yolov8n.yaml model"):
+        train_stages(model, [YoloStage("full", 1, 0)], {}, state={"fc.weight": torch.zeros(2, 2)}, log=print)
 
 
 def test_config_yaml_holds_the_yolo_section_only_when_set():

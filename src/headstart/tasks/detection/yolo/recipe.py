@@ -37,6 +37,7 @@ from headstart.errors import ConfigError
 __all__ = ["resolve_yolo_choices", "train_args", "check_passthrough", "OWNED_ARGS", "AUGMENT_PRESETS"]
 
 # arguments headstart sets itself: passing them under yolo. would break the run folder's contract
+# (device: --device, one device; Ultralytics' multi-GPU mode re-launches a script headstart does not drive)
 OWNED_ARGS = (
     "data",
     "model",
@@ -52,6 +53,7 @@ OWNED_ARGS = (
     "pretrained",
     "task",
     "mode",
+    "device",
 )
 _OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 _OFF = {

@@ -69,9 +69,9 @@ def _link_fonts(folder: Path) -> None:
 def load_ultralytics() -> ModuleType:
     """``import ultralytics`` with the offline, quiet environment; a clear message naming the
     ``yolo`` extra (and its licence) when it is not installed."""
-    from headstart._imports import optional_import
+    from headstart._imports import missing_modules, optional_import
 
-    if "ultralytics" not in sys.modules:
+    if "ultralytics" not in sys.modules and not missing_modules(["ultralytics"]):
         folder = ultralytics_config_dir()
         os.environ.setdefault("YOLO_CONFIG_DIR", str(folder))
         os.environ.setdefault("YOLO_OFFLINE", "1")

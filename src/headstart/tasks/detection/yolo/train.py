@@ -71,6 +71,14 @@ def train_stages(
 
     if state is not None:
         loaded, total = _intersect(model, state)
+        if loaded == 0:
+            from headstart.errors import WeightsMismatchError
+
+            raise WeightsMismatchError(
+                f"None of the {len(state)} tensors of the weights file match the"
+                f" {model.yaml.get('yaml_file')} model; convert the model's own .pt with"
+                " `headstart weights import FILE.pt --model NAME --trust-pickle`."
+            )
         log(f"weights: {loaded} of {total} tensors loaded (the rest, e.g. a head for other classes, start fresh)")
     outcome = TrainOutcome(model)
     total_epochs = sum(s.epochs for s in stages)

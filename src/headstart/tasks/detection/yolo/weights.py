@@ -52,13 +52,7 @@ def import_yolo_checkpoint(
 ) -> dict[str, Any]:
     """Convert ``file`` (an Ultralytics detection ``.pt``) into the store for ``model_name``;
     returns the store's record. Refuses without ``trust_pickle``."""
-    import torch
-    from safetensors.torch import save_file
-
-    from headstart.models import store as _store
     from headstart.tasks.detection.yolo import YOLO_DETECTORS, is_yolo
-    from headstart.tasks.detection.yolo.model import build_yolo_model, model_yaml_text
-    from headstart.tasks.detection.yolo.runtime import load_ultralytics
 
     path = Path(file)
     if not is_yolo(model_name):
@@ -72,6 +66,13 @@ def import_yolo_checkpoint(
         raise ConfigError(f"The weights file {str(path)!r} does not exist. Pass the path of your .pt file.")
     if not trust_pickle:
         raise ConfigError(PICKLE_REFUSAL.format(file=str(path)))
+    import torch
+    from safetensors.torch import save_file
+
+    from headstart.models import store as _store
+    from headstart.tasks.detection.yolo.model import build_yolo_model, model_yaml_text
+    from headstart.tasks.detection.yolo.runtime import load_ultralytics
+
     load_ultralytics()  # its classes must be importable to unpickle the checkpoint
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     module = ckpt
