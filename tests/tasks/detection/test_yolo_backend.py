@@ -99,6 +99,7 @@ def test_config_maps_onto_ultralytics_arguments():
     assert args["optimizer"] == "AdamW" and args["lr0"] == 1e-3 and args["imgsz"] == 320 and args["epochs"] == 12
     assert args["mosaic"] == 1.0 and args["plots"] is False and args["device"] == "cpu" and args["workers"] == 0
     assert "weight_decay" not in args  # Ultralytics' own unless the user set it
+    assert args["amp"] is False  # its AMP check on a GPU would download a model
 
     cfg, _ = _resolved(optimizer="sgd", weight_decay=1e-4, augment="none", patience=3)
     args = train_args(cfg, device="cuda:1", data_yaml="d.yaml", project="p")

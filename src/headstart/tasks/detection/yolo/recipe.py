@@ -7,7 +7,8 @@ The mapping (left: headstart, right: Ultralytics):
   ``batch``; ``train.seed`` -> ``seed`` (``deterministic=True``); ``train.device`` -> ``device``;
   ``data.num_workers`` -> ``workers``; ``train.patience`` -> ``patience`` (none: 0, off);
   ``train.warmup_epochs`` -> ``warmup_epochs``; ``train.min_lr_ratio`` -> ``lrf`` with
-  ``cos_lr=True`` (headstart's warmup + cosine); ``train.amp`` -> ``amp``; ``data.cache`` ->
+  ``cos_lr=True`` (headstart's warmup + cosine); ``amp=False`` (on a GPU Ultralytics' AMP check
+  downloads a model: ``yolo.amp=true`` turns AMP on, and that check then tries the network); ``data.cache`` ->
   ``cache`` (memory: ram, disk, none: off).
 * ``train.optimizer`` (adamw, adam, sgd) -> ``optimizer`` (AdamW, Adam, SGD), ``train.lr`` ->
   ``lr0``, ``train.momentum`` -> ``momentum`` for SGD. Weight decay keeps Ultralytics' 5e-4
@@ -157,7 +158,8 @@ def train_args(cfg: FitConfig, *, device: str, data_yaml: str, project: str) -> 
         "cos_lr": True,
         "warmup_epochs": t.warmup_epochs,
         "patience": t.patience or 0,
-        "amp": t.amp,
+        # Ultralytics checks AMP on a GPU by loading (downloading) its yolo26n.pt: off unless yolo.amp=true
+        "amp": False,
         "cache": {"memory": "ram", "disk": "disk", "none": False}[d.cache],
         "max_det": cfg.detect.max_det,
         "plots": False,
