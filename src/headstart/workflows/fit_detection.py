@@ -26,6 +26,12 @@ class _Model:
 
 
 def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
+    from headstart.tasks.detection.yolo import is_yolo
+
+    if is_yolo(cfg.detect.detector):  # the Ultralytics backend (headstart[yolo]): its own workflow
+        from headstart.workflows import fit_yolo
+
+        return fit_yolo.run(cfg, run, console=console, verbose=verbose, callbacks=callbacks)
     import torch
 
     from headstart.engine.device import resolve_device

@@ -30,6 +30,7 @@ from headstart.config import FitConfig
 
 __all__ = ["resolve_choices", "auto_detector", "auto_image_size"]
 
+DETECTOR_NAMES = ("fasterrcnn", "fcos", "retinanet")  # torchvision's (models.DETECTORS, without importing torch)
 TARGET_IMAGES = 2880
 MIN_EPOCHS, MAX_EPOCHS = 8, 60
 HEAD_FRACTION = 0.2
@@ -50,11 +51,13 @@ def auto_image_size(samples: Sequence, device_type: str) -> int:
 def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str) -> tuple[FitConfig, list[str]]:
     """``cfg`` with the detector, input size, batch size, LR, epochs, head epochs, strategy and
     augmentation preset decided, and the reasons to print."""
+    from headstart._validation import check_choice
     from headstart.data.box_transforms import resolve_box_preset
+    from headstart.tasks.detection.yolo import YOLO_DETECTORS
 
     reasons: list[str] = []
     d, t, m = cfg.detect, cfg.train, cfg.model
-    detector = d.detector
+    detector = check_choice("detect.detector", d.detector, ("auto", *DETECTOR_NAMES, *YOLO_DETECTORS))
     if detector == "auto":
         detector, why = auto_detector(device_type)
         reasons.append(f"detector auto: {why}")

@@ -18,12 +18,18 @@ def load_run_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]
     from headstart.data.transforms import Preprocessing
     from headstart.run_folder import RunFolder
     from headstart.tasks.detection.models import DetectorSpec, create_detector
+    from headstart.tasks.detection.yolo import is_yolo
 
     run = RunFolder.open(run_dir)
     meta = run.read_json("model/model.json")
     spec = DetectorSpec.from_dict(meta["detector"])
-    model = create_detector(spec)
-    model.load_state_dict(load_file(run.model_dir / "model.safetensors"))
+    if is_yolo(spec.detector):  # Ultralytics' model from model.yaml + safetensors, behind torchvision's interface
+        from headstart.tasks.detection.yolo.model import load_yolo_bundle
+
+        model = load_yolo_bundle(run.model_dir, meta)
+    else:
+        model = create_detector(spec)
+        model.load_state_dict(load_file(run.model_dir / "model.safetensors"))
     record = {
         "classes": list(run.read_json("model/labels.json")["classes"]),
         "preprocessing": Preprocessing.from_dict(run.read_json("model/preprocessing.json")),

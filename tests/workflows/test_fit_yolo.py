@@ -1,0 +1,189 @@
+"""`headstart fit --detector yolov8n` end to end through the CLI, with every network call of the
+subprocess blocked and logged: the run folder is the torchvision detectors' (metrics.json from
+headstart's COCO evaluation, predictions.json, plots, report, model bundle with no pickle), predict
+reproduces the evaluated detections; the missing extra and the .pt pickle get clear messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.tasks.detection.yolo_helpers import BLOCK_NETWORK, BLOCK_ULTRALYTICS, cli, write_squares
+
+pytest.importorskip("ultralytics")
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory):
+    return write_squares(tmp_path_factory.mktemp("squares"))
+
+
+def test_yolo_fit_and_predict_offline_through_the_cli(squares, tmp_path):
+    run = tmp_path / "run"
+    proc = cli(
+        "fit",
+        squares,
+        "--detector",
+        "yolov8n",
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        run,
+        "yolo.mosaic=0.5",
+        tmp=tmp_path,
+        site=BLOCK_NETWORK,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "network.log").exists(), (tmp_path / "network.log").read_text()
+    for rel in (
+        "config.yaml",
+        "split.json",
+        "history.csv",
+        "metrics.json",
+        "predictions.json",
+        "report.html",
+        "model/model.safetensors",
+        "model/model.yaml",
+        "model/model.json",
+        "model/labels.json",
+        "model/preprocessing.json",
+        "plots/learning_curves.png",
+        "plots/pr_curves.png",
+        "plots/f1_confidence.png",
+        "plots/confusion_matrix.png",
+        "yolo/data/data.yaml",
+    ):
+        assert (run / rel).is_file(), rel
+    assert not list(run.glob("model/*.pt"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in (
+        "task",
+        "map",
+        "map50",
+        "map75",
+        "per_class",
+        "n_images",
+        "n_boxes",
+        "conf_threshold",
+        "split",
+        "best_epoch",
+        "epochs_run",
+    ):
+        assert key in metrics, key
+    n_test = len(list((squares / "test").glob("*.png")))
+    assert metrics["split"] == "test" and metrics["epochs_run"] == 1 and metrics["n_images"] == n_test
+    assert {"test_map", "test_map50", "version"} <= set(metrics["ultralytics"])
+    model = json.loads((run / "model/model.json").read_text())
+    assert model["task"] == "detect" and model["detector"]["detector"] == "yolov8n" and model["yolo"]["backend"]
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["detect"]["detector"] == "yolov8n" and cfg["model"]["name"] == "yolov8n"
+    assert cfg["yolo"]["mosaic"] == 0.5 and cfg["yolo"]["resolved"]["mosaic"] == 0.5
+    assert cfg["yolo"]["resolved"]["optimizer"] == "AdamW" and cfg["yolo"]["resolved"]["stages"][0]["name"] == "full"
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,stage,train_loss_box") and len(history) == 2
+    # config.yaml reads back as a config; as a template, only the user's yolo. entries pass through
+    from headstart.config import build_config
+    from headstart.tasks.detection.yolo.recipe import check_passthrough
+
+    assert check_passthrough(build_config(config=run / "config.yaml").yolo) == {"mosaic": 0.5}
+
+    out = tmp_path / "pred.json"
+    proc = cli(
+        "predict",
+        run,
+        squares / "test",
+        "--format",
+        "json",
+        "--conf",
+        "0",
+        "--output",
+        out,
+        tmp=tmp_path,
+        site=BLOCK_NETWORK,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "network.log").exists()
+    predicted = {p["path"].rsplit("/", 1)[-1]: p for p in json.loads(out.read_text())}
+    assert len(predicted) == n_test
+    # the very detections that were scored: predictions.json holds the evaluated split's (COCO results)
+    scored = json.loads((run / "predictions.json").read_text())
+    top_scored = sorted((round(r["score"], 4) for r in scored), reverse=True)[:10]
+    top_predicted = sorted((round(b["score"], 4) for p in predicted.values() for b in p["boxes"]), reverse=True)[:10]
+    assert top_predicted == pytest.approx(top_scored, abs=2e-4)
+
+
+def test_a_missing_extra_says_what_to_install(squares, tmp_path):
+    proc = cli(
+        "fit",
+        squares,
+        "--detector",
+        "yolo11n",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "run",
+        tmp=tmp_path,
+        site=BLOCK_ULTRALYTICS,
+    )
+    assert proc.returncode != 0
+    assert "pip install 'headstart[yolo]'" in proc.stderr and "AGPL-3.0" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_weights_import_refuses_a_pickle_without_trust_pickle(tmp_path):
+    pt = tmp_path / "yolo11n.pt"
+    pt.write_bytes(b"\x80\x04not read")
+    proc = cli("weights", "import", pt, "--model", "yolo11n", tmp=tmp_path)
+    assert proc.returncode != 0
+    assert "is a pickle" in proc.stderr and "--trust-pickle" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.slow
+def test_imported_weights_are_used_from_the_store_with_a_frozen_first_stage(squares, tmp_path):
+    from headstart.tasks.detection.yolo.runtime import load_ultralytics
+
+    load_ultralytics()
+    from ultralytics import YOLO
+
+    pt = tmp_path / "yolov8n.pt"
+    YOLO("yolov8n.yaml").save(pt)
+    proc = cli("weights", "import", pt, "--model", "yolov8n", "--trust-pickle", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "runs with --detector yolov8n use it" in proc.stdout
+    run = tmp_path / "run"
+    proc = cli(
+        "fit",
+        squares,
+        "--detector",
+        "yolov8n",
+        "--epochs",
+        "1",
+        "detect.head_epochs=1",
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        run,
+        tmp=tmp_path,
+        site=BLOCK_NETWORK,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "weights from store" in proc.stderr + proc.stdout
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["train"]["strategy"] == "head-ft"
+    assert [s["name"] for s in cfg["yolo"]["resolved"]["stages"]] == ["head", "full"]
+    assert cfg["yolo"]["resolved"]["stages"][0]["freeze"] == 10  # yolov8's backbone: layers 0-9
+    provenance = json.loads((run / "model/provenance.json").read_text())
+    assert provenance["weights"]["source"] == "store"
+    history = (run / "history.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in history[1:]] == ["head", "full"]
