@@ -137,8 +137,9 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 class Objective:
     """Callable for ``study.optimize``: samples ``space``, trains in ``trials_dir/trial-NNNN``,
-    returns the best validation ``metric`` over the epochs (of ``task``: any task ``fit`` trains). With a ``deadline`` (epoch seconds),
-    a trial still training then stops at the end of its epoch (see :class:`DeadlineCallback`)."""
+    returns the best validation ``metric`` over the epochs; ``task`` is any task that ``fit``
+    trains (its names in the space, its metric table). With a ``deadline`` (epoch seconds), a
+    trial still training then stops at the end of its epoch (see :class:`DeadlineCallback`)."""
 
     def __init__(self, base: Mapping[str, Any], space: SearchSpace, trials_dir: str | Path, metric: str, *,
                  deadline: float | None = None, task: str = "classify"):
@@ -213,7 +214,7 @@ class Objective:
             trial.set_user_attr("stopped", "timeout")
         trial.set_user_attr("epochs_run", len(result.history))
         key = get_task(self.task).test_metric  # accuracy, map: the objective's metric on the evaluated split
-        trial.set_user_attr(f"test_{key}", float(result.metrics.get(key) if result.metrics.get(key) is not None
-                                                 else float("nan")))
+        test_value = result.metrics.get(key)
+        trial.set_user_attr(f"test_{key}", float("nan") if test_value is None else float(test_value))
         trial.set_user_attr("fit_seconds", float(result.metrics.get("fit_seconds", 0.0)))
         return value
