@@ -9,10 +9,11 @@ ImageNet weights from the headstart store, at the data's size, ``--epochs`` fine
 (head-ft's head epochs and the rest stay headstart's choices). The study is headstart's default
 (TPE, median pruning, the default config as trial 0) over the default detection space less what
 the command fixes (input size and epochs, to bound the cost): LR, backbone LR ratio, augmentation
-preset, strategy and detector. Each trial's CPU time (user + system of this process, all threads)
+preset, strategy and detector (``--detector fcos`` fixes it). ``--pruner none`` trains every trial
+in full, to see what the pruner cut. Each trial's CPU time (user + system of this process, all threads)
 is measured between trials, so other jobs on a shared machine do not count.
 
-    python benchmarks/tune_detection.py --trials 8 --n-train 80 --n-val 40 --n-test 60 --image-size 160 --epochs 5
+    python benchmarks/tune_detection.py --trials 8 --n-train 80 --n-val 40 --n-test 60 --image-size 160 --epochs 6
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def main() -> int:
     p.add_argument("--image-size", type=int, default=160)
     p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs of every trial (not searched)")
     p.add_argument("--model", default="mobilenetv2_100")
+    p.add_argument("--sampler", default="tpe")
+    p.add_argument("--pruner", default="median", help="median (headstart's default) or none: every trial trains in full")
+    p.add_argument("--detector", default="auto", help="auto: searched; a name fixes it (not searched)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workdir", default="/tmp/headstart-tune-detection-bench")
     p.add_argument("--out", default="benchmarks/results/tune_detection.json")
@@ -84,7 +88,8 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     data = work / "data"
     make_dataset(data, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, image_size=args.image_size)
-    base = {"model": args.model, "image_size": args.image_size, "epochs": args.epochs, "device": "cpu"}
+    base = {"model": args.model, "image_size": args.image_size, "epochs": args.epochs, "device": "cpu",
+            "sampler": args.sampler, "pruner": args.pruner, "detector": args.detector}
     rows, result, cpu_total, wall = run_study(data, work / "study", trials=args.trials, base=base)
 
     default = next(r for r in rows if r["default"])
