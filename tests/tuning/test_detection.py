@@ -214,3 +214,14 @@ def test_cli_tunes_a_detection_dataset(boxes, weights_env, tmp_path):
     assert (out / "best" / "model" / "model.safetensors").is_file()
     res = _cli("tune", boxes, "--metric", "val_acc", "--out", tmp_path / "bad", *DET_FLAGS)
     assert res.returncode != 0 and "'metric' parameter must be one of {'val_map', 'val_map50', 'val_map75'}" in res.stderr
+
+
+@pytest.mark.slow  # two worker processes, each importing torch: ~20 s of CPU, about a minute on a busy machine
+def test_two_worker_processes_share_a_detection_study(boxes, weights_env, tmp_path):
+    out = tmp_path / "study"
+    result = _tune(boxes, out, trials=2, sampler="random", workers=2, final=False,
+                   space={"lr": {"low": 1e-4, "high": 2e-3, "log": True}})
+    trials = _load(out).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"] and result.counts["done"] == 2
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # one trial in each worker process
+    assert all(len(t.intermediate_values) == 2 for t in trials)  # val_map reported from the workers too
