@@ -21,20 +21,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "tune",
         help="search hyperparameters within a trial or time budget (Optuna)",
         description="Search learning rate, batch size, weight decay, epochs, strategy, augmentation and more for "
-        "DATA within a budget, pruning bad trials early. The default config is always the first trial. Flags of "
+        "DATA within a budget, pruning bad trials early (for a detection dataset: LR, backbone LR ratio, epochs, "
+        "input size, augmentation, strategy and detector, on val mAP). The default config is always the first trial. Flags of "
         "`headstart fit` fix values for every trial; KEY=VALUE arguments override config entries.",
     )
     p.add_argument("inputs", nargs="*", metavar="DATA | KEY=VALUE", help="the dataset, then section.key=value overrides")
     p.add_argument("--config", help="a YAML config fixing the base of every trial")
-    p.add_argument("--space", help="a YAML search space (default: ranges chosen from the dataset size)")
+    p.add_argument("--space", help="a YAML search space (default: ranges chosen from the dataset)")
     p.add_argument("--trials", help="finished trials in the whole study (default 20 without --timeout)")
     p.add_argument("--timeout", help="deadline of the study, e.g. 90s, 20m, 1h: no trial starts after it and a running "
                    "trial stops at the end of its epoch (kept with its best value so far); the final training of the "
                    "best config comes after it")
     p.add_argument("--sampler", default="tpe", help="tpe (default), random, grid or cmaes")
     p.add_argument("--pruner", default="median", help="median (default), halving, hyperband or none")
-    p.add_argument("--metric", default="val_accuracy",
-                   help="val_accuracy (default), val_balanced_accuracy, val_macro_f1 or val_loss")
+    p.add_argument("--metric", default=None,
+                   help="the objective: classify val_accuracy (default), val_balanced_accuracy, val_macro_f1 or "
+                   "val_loss; detect val_map (default), val_map50 or val_map75")
     p.add_argument("--storage", help="SQLAlchemy URL of a shared study (default: SQLite file in the study folder)")
     p.add_argument("--study", help="study name (default: the study folder's name)")
     p.add_argument("--workers", default="1", help="local worker processes sharing the study (default 1)")
@@ -51,7 +53,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 # arguments a resumed study takes from its tune.json instead, with their argparse defaults
-RESUME_IGNORES = {"config": None, "space": None, "sampler": "tpe", "pruner": "median", "metric": "val_accuracy",
+RESUME_IGNORES = {"config": None, "space": None, "sampler": "tpe", "pruner": "median", "metric": None,
                   "storage": None, "study": None, "out": None, "grid_points": "3"}
 
 

@@ -1,7 +1,8 @@
-"""``headstart tune``: budgeted hyperparameter search over ``headstart fit`` with Optuna.
+"""``headstart tune``: budgeted hyperparameter search over ``headstart fit`` with Optuna, for any
+task that ``fit`` trains (classification: val accuracy; detection: val mAP).
 
-* :mod:`~headstart.tuning.space`: the search space (YAML or defaults from the dataset size) and its
-  validation;
+* :mod:`~headstart.tuning.space`: the search space (YAML or the task's defaults for the dataset,
+  :class:`~headstart.tasks.base.TaskSearchSpace`) and its validation;
 * :mod:`~headstart.tuning.samplers`: TPE, random, grid, CMA-ES; median, halving, Hyperband pruners;
 * :mod:`~headstart.tuning.objective`: one trial = one ``headstart.fit`` run, reporting each epoch
   and stopping at the study's deadline;

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from headstart.engine.callbacks import Callback
 from headstart.errors import HeadstartError
+from headstart.tasks import get_task
 from headstart.tuning import progress as _clock
 from headstart.tuning.space import SearchSpace, apply_params
 
@@ -33,8 +34,6 @@ __all__ = ["TrialFailed", "PruningCallback", "DeadlineCallback", "DeadlineReache
 
 def metric_direction(metric: str, task: str = "classify") -> str:
     """'max' or 'min': from the task's table of validation metrics (:mod:`headstart.tasks`)."""
-    from headstart.tasks import get_task
-
     return get_task(task).direction(metric)
 
 
@@ -138,11 +137,13 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 class Objective:
     """Callable for ``study.optimize``: samples ``space``, trains in ``trials_dir/trial-NNNN``,
-    returns the best validation ``metric`` over the epochs. With a ``deadline`` (epoch seconds),
-    a trial still training then stops at the end of its epoch (see :class:`DeadlineCallback`)."""
+    returns the best validation ``metric`` over the epochs; ``task`` is any task that ``fit``
+    trains (its names in the space, its metric table). With a ``deadline`` (epoch seconds), a
+    trial still training then stops at the end of its epoch (see :class:`DeadlineCallback`)."""
 
     def __init__(self, base: Mapping[str, Any], space: SearchSpace, trials_dir: str | Path, metric: str, *,
-                 deadline: float | None = None):
+                 deadline: float | None = None, task: str = "classify"):
+        self.task = task
         self.base = dict(base)
         self.space = space
         self.trials_dir = Path(trials_dir)
@@ -153,8 +154,8 @@ class Objective:
         import copy
 
         tree = copy.deepcopy(self.base)
-        apply_params(tree, self.space.fixed)
-        apply_params(tree, params)
+        apply_params(tree, self.space.fixed, task=self.task)
+        apply_params(tree, params, task=self.task)
         model, chosen = tree.setdefault("model", {}), self.base.get("model", {})
         if model.get("name") == "auto" and chosen.get("name", "auto") != "auto":
             # a space that sets `model: auto` means the model tune chose once for the study: a
@@ -205,13 +206,15 @@ class Objective:
             raise TrialFailed(f"trial {trial.number} ran out of memory: {exc}") from exc
         finally:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        value = best_of(result.history, self.metric)
+        value = best_of(result.history, self.metric, self.task)
         if math.isnan(value):
             trial.set_user_attr("fail_reason", f"no finite {self.metric} in any epoch")
             raise TrialFailed(f"trial {trial.number} produced no finite {self.metric}")
         if deadline is not None and deadline.stopped:
             trial.set_user_attr("stopped", "timeout")
         trial.set_user_attr("epochs_run", len(result.history))
-        trial.set_user_attr("test_accuracy", float(result.metrics.get("accuracy", float("nan"))))
+        key = get_task(self.task).test_metric  # accuracy, map: the objective's metric on the evaluated split
+        test_value = result.metrics.get(key)
+        trial.set_user_attr(f"test_{key}", float("nan") if test_value is None else float(test_value))
         trial.set_user_attr("fit_seconds", float(result.metrics.get("fit_seconds", 0.0)))
         return value

@@ -36,7 +36,9 @@ class TuneResult:
 
 
 
-def trial_rows(study) -> list[dict[str, Any]]:
+def trial_rows(study, test_key: str = "test_accuracy") -> list[dict[str, Any]]:
+    """One row a trial; ``test_key``: the user attr of the objective's metric on the evaluated split
+    (``test_accuracy``, ``test_map``)."""
     rows = []
     trials = study.get_trials(deepcopy=False)
     requeued = requeued_numbers(trials)
@@ -48,7 +50,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             "value": t.value if t.state.name == "COMPLETE" else None,
             "duration_s": round(t.duration.total_seconds(), 2) if t.duration is not None else None,
             "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values) or None),
-            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            test_key: t.user_attrs.get(test_key),
             "default": bool(t.user_attrs.get("default", False)),
             "reason": t.user_attrs.get("fail_reason", ""),
             "stopped": t.user_attrs.get("stopped", ""),
@@ -75,13 +77,14 @@ def best_config_tree(best, settings: Mapping[str, Any]) -> dict[str, Any]:
     the base config when its folder is on another machine."""
     from headstart.config import load_yaml
     from headstart.tuning.objective import Objective
-    from headstart.tuning.space import parse_space
+    from headstart.tuning.space import saved_space
 
     run_dir = Path(best.user_attrs.get("run_dir", ""))
     if (run_dir / "config.yaml").is_file():
         tree = load_yaml(run_dir / "config.yaml")
     else:
-        obj = Objective(settings["base"], parse_space(settings["space"]), ".", settings["metric"])
+        obj = Objective(settings["base"], saved_space(settings), ".", settings["metric"],
+                        task=settings.get("task", "classify"))
         tree = obj.trial_config(best.params, Path("."))
     tree["out"] = None
     tree["resume"] = False
@@ -171,13 +174,15 @@ def _final_run(best, tree: Mapping[str, Any], final_dir: Path, console, *, own: 
 
 
 def write_outputs(run_dir: Path, settings: Mapping[str, Any], study, *, console, final: bool, final_dir: Path):
+    from headstart.tasks import get_task
     from headstart.tuning.objective import metric_direction
 
     metric = settings["metric"]
-    rows = trial_rows(study)
+    task = get_task(settings.get("task", "classify"))
+    rows = trial_rows(study, f"test_{task.test_metric}")
     write_trials_csv(rows, run_dir / "trials.csv")
     counts = trial_counts(study.get_trials(deepcopy=False))
-    _print_table(rows, metric, console, metric_direction(metric, settings.get("task", "classify")) == "max")
+    _print_table(rows, metric, console, metric_direction(metric, task.name) == "max")
     try:
         best = study.best_trial
     except ValueError:

@@ -10,9 +10,12 @@ A space is a mapping of parameter name -> range, written in YAML like this::
     label_smoothing: 0.1                           # a scalar fixes the value (not searched)
     train.momentum: {low: 0.8, high: 0.99}         # any dotted config key works too
 
-Names are the flat keys of ``headstart fit`` plus ``augment_strength`` (a multiplier of every
-augmentation knob of the preset, 1 = the preset as it is). Without a YAML file,
-:func:`default_space` chooses the ranges from the dataset size.
+The names are the task's (:class:`~headstart.tasks.base.TaskSearchSpace`, from the task's
+``TaskSpec.search_space``): for classification the flat keys of ``headstart fit`` plus
+``augment_strength`` (a multiplier of every augmentation knob of the preset, 1 = the preset as it
+is); for detection also ``detector``, ``backbone_lr_ratio``, ``head_epochs``, ``fpn_channels`` and
+``anchors``. Without a YAML file the task's ``default_spec`` chooses the ranges from the dataset.
+This module parses and validates a space for any task and turns a sampled point into a config.
 """
 
 from __future__ import annotations
@@ -24,34 +27,22 @@ from typing import Any, Mapping
 
 from headstart._validation import did_you_mean
 from headstart.errors import ConfigError
+from headstart.tasks.base import TaskSearchSpace, set_dotted
+from headstart.tasks.classification.space import PARAM_KEYS as CLASSIFICATION_KEYS
 
-__all__ = ["Param", "SearchSpace", "default_space", "load_space", "PARAM_KEYS", "apply_params"]
+__all__ = ["Param", "SearchSpace", "default_space", "load_space", "parse_space", "PARAM_KEYS", "apply_params",
+           "task_space", "saved_space"]
 
-# searchable name -> dotted config path ('' = handled by apply_params)
-PARAM_KEYS: dict[str, str] = {
-    "lr": "train.lr",
-    "probe_lr": "train.probe_lr",
-    "batch_size": "train.batch_size",
-    "weight_decay": "train.weight_decay",
-    "epochs": "train.epochs",
-    "probe_epochs": "train.probe_epochs",
-    "strategy": "train.strategy",
-    "layer_decay": "train.layer_decay",
-    "label_smoothing": "train.label_smoothing",
-    "optimizer": "train.optimizer",
-    "augment": "augment.preset",
-    "augment_strength": "",
-    "image_size": "model.image_size",
-    "model": "model.name",
-    "drop_rate": "model.drop_rate",
-}
+# the classification names, kept here for callers of headstart.tuning.space
+PARAM_KEYS: dict[str, str] = dict(CLASSIFICATION_KEYS)
 _SPEC_KEYS = ("low", "high", "log", "step", "choices")
 
-# augmentation knob -> (value of the default AugmentConfig, upper bound the config accepts)
-_AUG_KNOBS: dict[str, tuple[float, float]] = {
-    "rotation": (15.0, 180.0), "shear": (10.0, 89.0), "zoom": (0.1, 0.9), "shift": (0.1, 0.9),
-    "brightness": (0.2, 0.9), "erasing": (0.25, 1.0), "mixup": (0.2, 4.0), "cutmix": (1.0, 4.0),
-}
+
+def task_space(task: str = "classify") -> TaskSearchSpace:
+    """The task's half of the search space (its names, defaults and default ranges)."""
+    from headstart.tasks import get_task
+
+    return get_task(task).space()
 
 
 @dataclass(frozen=True)
@@ -143,31 +134,34 @@ class SearchSpace:
         return point
 
 
-def _config_path(name: str) -> str:
-    if name in PARAM_KEYS:
-        return PARAM_KEYS[name]
+def _config_path(name: str, task: str = "classify") -> str:
+    keys = task_space(task).keys
+    if name in keys:
+        return keys[name]
     if "." in name:
         return name
-    hint = did_you_mean(name, list(PARAM_KEYS))
+    hint = did_you_mean(name, list(keys))
+    for_task = "" if task == "classify" else f" for task {task!r}"
     raise ConfigError(
-        f"Unknown search-space parameter {name!r}.{hint} Valid names: {', '.join(PARAM_KEYS)}, "
+        f"Unknown search-space parameter {name!r}{for_task}.{hint} Valid names: {', '.join(keys)}, "
         "or any dotted config key such as 'train.momentum'."
     )
 
 
-def _check_value(name: str, value: Any) -> None:
+def _check_value(name: str, value: Any, task: str = "classify") -> None:
     """Check a value against the config's own validation, so a range that the config rejects
     fails here with the config's message instead of in the middle of the study."""
     from headstart.config import build_config
     from headstart.workflows.fit import check_task
 
-    tree: dict[str, Any] = {}
-    apply_params(tree, {name: value})
+    task_space(task).check(name, value)
+    tree: dict[str, Any] = {"task": task}
+    apply_params(tree, {name: value}, task=task)
     check_task(build_config(config=tree))  # the task's own names (strategy, monitor) too
 
 
-def _parse_param(name: str, spec: Any) -> Param | None:
-    _config_path(name)
+def _parse_param(name: str, spec: Any, task: str = "classify") -> Param | None:
+    _config_path(name, task)
     if isinstance(spec, (list, tuple)):
         spec = {"choices": list(spec)}
     if not isinstance(spec, Mapping):
@@ -189,7 +183,7 @@ def _parse_param(name: str, spec: Any) -> Param | None:
         if set(spec) - {"choices"}:
             raise ConfigError(f"The search space of {name!r} mixes 'choices' with {sorted(set(spec) - {'choices'})}. Use one or the other.")
         for value in choices:
-            _check_value(name, value)
+            _check_value(name, value, task)
         return Param(name, choices=tuple(choices))
     missing = [k for k in ("low", "high") if k not in spec]
     if missing:
@@ -211,34 +205,35 @@ def _parse_param(name: str, spec: Any) -> Param | None:
         raise ConfigError(f"The '{name}.step' of the search space must be a number > 0. Got {step!r}.")
     if log and step is not None:
         raise ConfigError(f"The search space of {name!r} cannot have both 'log' and 'step'. Drop one.")
-    if name in ("epochs", "probe_epochs", "batch_size", "image_size") and not (isinstance(low, int) and isinstance(high, int)):
+    if name in task_space(task).int_names and not (isinstance(low, int) and isinstance(high, int)):
         raise ConfigError(f"The search space of {name!r} needs integer bounds. Got low={low!r}, high={high!r}.")
-    if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)) and not _is_float_param(name):
+    if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)) and not _is_float_param(name, task):
         low_, high_ = int(low), int(high)
     else:
         low_, high_ = float(low), float(high)
-    _check_value(name, low_)
-    _check_value(name, high_)
+    _check_value(name, low_, task)
+    _check_value(name, high_, task)
     return Param(name, low=low_, high=high_, log=log, step=step)
 
 
-def _is_float_param(name: str) -> bool:
+def _is_float_param(name: str, task: str = "classify") -> bool:
     """Parameters that are floats in the config even when a YAML file writes ``low: 0``."""
-    path = PARAM_KEYS.get(name, name)
-    return path in ("train.lr", "train.probe_lr", "train.weight_decay", "train.layer_decay", "train.label_smoothing",
-                    "model.drop_rate", "") or name == "augment_strength"
+    space = task_space(task)
+    return space.keys.get(name, name) in space.float_paths or name in space.float_paths
 
 
-def parse_space(spec: Mapping[str, Any], source: str = "the search space") -> SearchSpace:
+def parse_space(spec: Mapping[str, Any], source: str = "the search space", *, task: str = "classify") -> SearchSpace:
+    """A :class:`SearchSpace` from a mapping (a YAML file's content), checked against ``task``'s
+    names and the config's validation."""
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{source} must be a mapping of parameter -> range. Got a {type(spec).__name__}.")
     params: dict[str, Param] = {}
     fixed: dict[str, Any] = {}
     for name, value in spec.items():
         name = str(name)
-        param = _parse_param(name, value)
+        param = _parse_param(name, value, task)
         if param is None:
-            _check_value(name, value)
+            _check_value(name, value, task)
             fixed[name] = value
         else:
             params[name] = param
@@ -247,60 +242,29 @@ def parse_space(spec: Mapping[str, Any], source: str = "the search space") -> Se
     return SearchSpace(params, fixed)
 
 
-def load_space(path: str | Path) -> SearchSpace:
+def saved_space(settings: Mapping[str, Any]) -> SearchSpace:
+    """The search space of a study's ``tune.json`` (studies from before detection: classification)."""
+    return parse_space(settings["space"], task=settings.get("task", "classify"))
+
+
+def load_space(path: str | Path, *, task: str = "classify") -> SearchSpace:
     from headstart.config import load_yaml
 
-    return parse_space(load_yaml(path), source=f"The search space file {str(path)!r}")
+    return parse_space(load_yaml(path), source=f"The search space file {str(path)!r}", task=task)
 
 
 def default_space(n_train: int, *, base_epochs: int = 10) -> SearchSpace:
-    """Ranges that are worth searching for a dataset of ``n_train`` training images.
+    """Classification ranges that are worth searching for a dataset of ``n_train`` training images
+    (:func:`headstart.tasks.classification.space.default_spec`)."""
+    from headstart.tasks.classification.space import default_spec
 
-    Small datasets (< 200 images) search the probe and lp-ft (full fine-tuning mostly overfits
-    there) with small batches; medium ones add full fine-tuning; large ones drop the probe."""
-    if n_train < 200:
-        strategies, batches, augments = ["linear-probe", "lp-ft"], [8, 16, 32], ["none", "light", "medium"]
-    elif n_train <= 20_000:
-        strategies, batches, augments = ["linear-probe", "lp-ft", "full"], [16, 32, 64], ["light", "medium", "strong"]
-    else:
-        strategies, batches, augments = ["lp-ft", "full"], [32, 64, 128], ["light", "medium", "strong"]
-    spec: dict[str, Any] = {
-        "strategy": {"choices": strategies},
-        "lr": {"low": 1e-5, "high": 1e-3, "log": True},
-        "probe_lr": {"low": 1e-4, "high": 3e-2, "log": True},
-        "batch_size": {"choices": batches},
-        "weight_decay": {"low": 1e-4, "high": 0.3, "log": True},
-        "epochs": {"low": max(1, base_epochs // 3), "high": max(1, base_epochs)},
-        "layer_decay": {"low": 0.6, "high": 1.0},
-        "augment": {"choices": augments},
-        "augment_strength": {"low": 0.25, "high": 2.0},
-        "label_smoothing": {"low": 0.0, "high": 0.2},
-    }
-    return parse_space(spec)
+    return parse_space(default_spec(n_train, base_epochs=base_epochs))
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    node = tree
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-def apply_params(tree: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+def apply_params(tree: dict[str, Any], params: Mapping[str, Any], *, task: str = "classify") -> dict[str, Any]:
     """Write sampled ``params`` into a config ``tree`` (a FitConfig dict), in place."""
+    space = task_space(task)
     for name, value in params.items():
-        if name == "augment_strength":
-            s = float(value)
-            if not s >= 0:
-                raise ConfigError(f"The 'augment_strength' parameter must be a float >= 0. Got {value!r}.")
-            for knob, (default, cap) in _AUG_KNOBS.items():
-                _set(tree, f"augment.{knob}", min(default * s, cap))
-            _set(tree, "augment.scale_min", max(0.05, min(1.0, 1 - (1 - 0.35) * s)))
-            _set(tree, "augment.magnitude", int(min(30, round(9 * s))))
-        elif name == "layer_decay":
-            # 1.0 is the same as no layer decay; null keeps config.yaml saying so
-            _set(tree, "train.layer_decay", None if float(value) >= 1.0 else float(value))
-        else:
-            _set(tree, _config_path(name), value)
+        if not space.apply(tree, name, value):
+            set_dotted(tree, _config_path(name, task), value)
     return tree

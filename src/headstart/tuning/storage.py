@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from headstart.errors import RunFolderError
 from headstart.tasks import get_task
 from headstart.tuning.samplers import make_pruner, make_sampler
-from headstart.tuning.space import parse_space
+from headstart.tuning.space import saved_space
 
 __all__ = ["SETTINGS_FILE", "read_settings", "make_storage", "open_study", "requeue_interrupted_here", "safe_url"]
 
@@ -70,7 +70,7 @@ def open_study(settings: Mapping[str, Any], *, worker_index: int = 0):
     import optuna
 
     _quiet_optuna()
-    space = parse_space(settings["space"])
+    space = saved_space(settings)
     seed = settings.get("seed")
     sampler = make_sampler(settings["sampler"], space, seed=None if seed is None else seed + worker_index,
                            n_trials=settings.get("trials"), grid_points=settings.get("grid_points", 3))

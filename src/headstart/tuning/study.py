@@ -40,7 +40,7 @@ from headstart.tuning import progress as _clock
 from headstart.tuning.outputs import TuneResult
 from headstart.tuning.progress import Progress, parse_duration, trial_counts
 from headstart.tuning.samplers import PRUNERS, SAMPLERS, grid_size, make_sampler
-from headstart.tuning.space import SearchSpace, default_space, load_space, parse_space
+from headstart.tuning.space import SearchSpace, load_space, parse_space, saved_space
 from headstart.tuning.storage import SETTINGS_FILE, open_study, read_settings, requeue_interrupted_here, safe_url
 
 __all__ = ["TuneResult", "tune", "fit_with_tuning", "run_worker", "open_study", "read_settings"]
@@ -70,8 +70,9 @@ def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0,
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
     study = open_study(settings, worker_index=worker_index)
-    objective = Objective(settings["base"], parse_space(settings["space"]), run_dir / "trials", settings["metric"],
-                          deadline=deadline)
+    task = settings.get("task", "classify")  # studies from before detection were classification ones
+    objective = Objective(settings["base"], saved_space(settings), run_dir / "trials", settings["metric"],
+                          deadline=deadline, task=task)
     callbacks = [lambda s, t: progress.update(s)] if progress is not None else None
     budget = settings.get("trials")
     done = 0
@@ -88,25 +89,6 @@ def run_worker(run_dir: str | Path, *, quota: int | None, worker_index: int = 0,
     return done
 
 
-def _default_point(cfg, n_train: int) -> dict[str, Any]:
-    """headstart's own choice for every searchable parameter, for this dataset: the config as
-    fit's "resolve every auto" step would resolve it."""
-    from headstart.tasks.classification.choices import resolve_choices
-
-    cfg = resolve_choices(cfg, n_train)
-    t = cfg.train
-    point = {
-        "strategy": t.strategy, "lr": t.lr, "probe_lr": t.probe_lr, "batch_size": t.batch_size,
-        "weight_decay": t.weight_decay, "epochs": t.epochs, "probe_epochs": t.probe_epochs,
-        "layer_decay": t.layer_decay if t.layer_decay is not None else 1.0, "label_smoothing": t.label_smoothing,
-        "optimizer": t.optimizer, "augment_strength": 1.0, "augment": cfg.augment.preset,
-        "drop_rate": cfg.model.drop_rate, "model": cfg.model.name,
-    }
-    if cfg.model.image_size is not None:
-        point["image_size"] = cfg.model.image_size
-    return point
-
-
 def tune(
     data: str | Path | None = None,
     *,
@@ -117,7 +99,7 @@ def tune(
     timeout: str | float | None = None,
     sampler: str = "tpe",
     pruner: str = "median",
-    metric: str = "val_accuracy",
+    metric: str | None = None,
     storage: str | None = None,
     study: str | None = None,
     workers: int = 1,
@@ -132,9 +114,12 @@ def tune(
 ) -> TuneResult:
     """Search hyperparameters of ``headstart fit`` on ``data`` within a trial and/or time budget.
 
-    ``flat``/``config``/``overrides`` fix the base config as for :func:`headstart.fit`; ``space``
-    (a YAML file, a mapping or a :class:`SearchSpace`) says what is searched (default: ranges
-    chosen from the dataset size). ``trials`` counts finished trials of the whole study, across
+    Any task that ``fit`` trains: the task comes from the config (``task: auto``: from the data's
+    layout), and with it the search space's names, the default ranges and the objective
+    (``metric``, default the task's: ``val_accuracy`` for classification, ``val_map`` for
+    detection). ``flat``/``config``/``overrides`` fix the base config as for
+    :func:`headstart.fit`; ``space`` (a YAML file, a mapping or a :class:`SearchSpace`) says what
+    is searched (default: ranges chosen from the dataset). ``trials`` counts finished trials of the whole study, across
     all workers. ``timeout`` (``'20m'``, seconds, counted from this call) is a deadline for the
     whole study: no trial starts after it, and a trial still training then stops at the end of its
     current epoch (COMPLETE with its best value so far and the user attr ``stopped='timeout'``, or
@@ -201,30 +186,31 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
                grid_points, flat, console) -> tuple[Path, dict[str, Any]]:
     from headstart._version import __version__
     from headstart.config import build_config
-    from headstart.data.index import load_dataset
+    from headstart.workflows.fit import resolve_task
 
     check_choice("sampler", sampler, SAMPLERS)
     check_choice("pruner", pruner, PRUNERS)
-    check_choice("metric", metric, tuple(get_task("classify").metrics))
     grid_points = check_number("grid_points", grid_points, kind=int, low=2, closed="left")
     cfg = build_config(data, config=config, overrides=overrides, **{k: v for k, v in flat.items() if k != "out"})
     if cfg.data.path is None:
         raise ConfigError("The 'data' parameter is required: pass a folder of images or a CSV file (or --resume RUN_DIR).")
-    from headstart.tasks import require_classification_data
-
-    require_classification_data(cfg.data.path, "`headstart tune`")
-    index = load_dataset(cfg.data, seed=cfg.train.seed)
-    n_train = len(index.splits["train"])
+    cfg = resolve_task(cfg)  # before to_dict: a detection config keeps its `detect` section
+    task = get_task(cfg.task)
+    rules = task.space()
+    metric = task.objective if metric is None else metric
+    check_choice("metric", metric, tuple(task.metrics))
+    index, n_train = rules.load(cfg)
+    device_type = _device_type(cfg)
     if isinstance(space, SearchSpace):
         search = space
     elif isinstance(space, Mapping):
-        search = parse_space(space)
+        search = parse_space(space, task=task.name)
     elif space is not None:
-        search = load_space(space)
+        search = load_space(space, task=task.name)
     else:
-        from headstart.tasks.classification.choices import resolve_choices
-
-        search = default_space(n_train, base_epochs=resolve_choices(cfg, n_train).train.epochs)
+        search = parse_space(rules.default_spec(cfg, rules.resolve(cfg, index, n_train, device_type), n_train),
+                             source="The default search space (values set in the config are not searched)",
+                             task=task.name)
     if sampler == "grid" and trials is None:
         trials = grid_size(search, grid_points) + 1
     if trials is None and seconds is None:
@@ -239,7 +225,7 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
     base = cfg.to_dict()
     base["data"]["path"] = str(Path(cfg.data.path).resolve())
     default_cfg = build_config(config=base)
-    if default_cfg.model.name == "auto":
+    if default_cfg.model.name == "auto" and rules.choose_model_once:
         # once for the whole study, the way `fit --model auto` chooses (a saved `headstart rank`
         # table, else a quick rank written to <study>/rank, else choose_model); every trial then
         # trains the chosen model instead of ranking again
@@ -253,7 +239,8 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
             base["model"]["image_size"] = size
         default_cfg = build_config(config=base)
         console.print(f"model auto: {reason}")
-    point = search.default_point(_default_point(default_cfg, n_train), complete_grid=grid_points if sampler == "grid" else None)
+    defaults = rules.default_point(rules.resolve(default_cfg, index, n_train, device_type))
+    point = search.default_point(defaults, complete_grid=grid_points if sampler == "grid" else None)
     if sampler == "grid" and grid_size(search, grid_points) == 1:
         # one grid point is the whole search; and Optuna's GridSampler fails on an enqueued trial
         # when a single grid point is left (KeyError 'grid_id'), so the default is not queued
@@ -261,6 +248,7 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
     console.print(f"{n_train} training images; searching {', '.join(search.params)}")
     settings = {
         "headstart_version": __version__,
+        "task": task.name,
         "data": base["data"]["path"],
         "n_train": n_train,
         "base": base,
@@ -276,6 +264,13 @@ def _new_study(data, config, overrides, space, trials, seconds, sampler, pruner,
         "study": study or run_dir.resolve().name,
     }
     return run_dir, settings
+
+
+def _device_type(cfg) -> str:
+    """'cuda', 'mps' or 'cpu': what the trials will train on (detection's defaults depend on it)."""
+    from headstart.engine.device import resolve_device
+
+    return resolve_device(cfg.train.device).device.type
 
 
 def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, deadline: float | None, study, progress) -> None:

@@ -26,6 +26,7 @@ SPEC = TaskSpec(
     default_monitor="val_loss",
     objective="val_accuracy",
     strategies=("linear-probe", "full", "lp-ft"),
+    search_space="headstart.tasks.classification.space:SEARCH_SPACE",
     parts={
         "load_model": "headstart.tasks.classification.export:load_run_model",
         "export_wrapper": "headstart.tasks.classification.export:probability_model",

@@ -17,6 +17,7 @@ SPEC = TaskSpec(
     default_monitor="val_map",
     objective="val_map",
     strategies=("head", "full", "head-ft"),
+    search_space="headstart.tasks.detection.space:SEARCH_SPACE",
     parts={
         "load_model": "headstart.tasks.detection.export:load_run_model",
         "plot_history": "headstart.tasks.detection.plots:plot_learning_curves",
