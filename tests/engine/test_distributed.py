@@ -274,3 +274,53 @@ def test_a_crashing_rank_ends_the_run_with_an_error_naming_it(folder, tmp_path):
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "DistributedError Rank 1 of 2 failed: RuntimeError: rank 1 crashed on purpose" in proc.stdout
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_linear_probe_features_are_sharded_gathered_and_cached(folder, weights_env, tmp_path, monkeypatch):
+    """Under torchrun (the environment gives the world), lp-ft's probe on 2 ranks: features
+    extracted on half the images each and gathered, stored in rank's cache by rank 0, then read
+    from it by rank 0 and broadcast; the probe's history is the single process's."""
+    monkeypatch.setenv("HEADSTART_FEATURES_DIR", str(tmp_path / "features"))
+    common = ["--model", "test_resnet", "--image-size", "32", "--batch-size", "16", "--strategy", "lp-ft",
+              "--epochs", "1", "--probe-epochs", "3", "--device", "cpu", "--quiet"]  # fmt: skip
+    single = headstart.fit(folder, out=tmp_path / "one", model="test_resnet", image_size=32, batch_size=16,
+                           strategy="lp-ft", epochs=1, probe_epochs=3, device="cpu", verbose=False)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    for name in ("a", "b"):  # a: cache miss, extracted sharded; b: cache hit, broadcast by rank 0
+        proc = subprocess.run([*torchrun, "-m", "headstart", "fit", str(folder), *common, "--out", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.splitlines()[-1] == str(tmp_path / name)
+        probe = [r for r in _history(tmp_path / name / "history.csv") if r["stage"] == "probe"]
+        _assert_same_history(probe, [r for r in single.history if r["stage"] == "probe"])
+        assert headstart.build_config(config=tmp_path / name / "config.yaml").train.devices == 2
+    assert len(list((tmp_path / "features").rglob("*.safetensors"))) == 2  # train and val, stored once
+
+
+@pytest.mark.slow
+def test_detection_trains_on_two_ranks_and_evaluates_every_image_once(tmp_path):
+    """Detection on the same engine: head then full stages (two DDP wrappers), COCO evaluation of a
+    test split of 5 images gathered from both ranks."""
+    import numpy as np
+
+    from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
+
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(19):
+        split = "train" if i < 10 else ("val" if i < 14 else "test")
+        side = int(rng.integers(12, 24))
+        x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 64 - side))
+        box = FixtureBox("red" if i % 2 else "blue", x, y, x + side, y + side)
+        images.append(FixtureImage(f"im{i:02d}.png", [box], split=split, size=(64, 64)))
+    write_coco(tmp_path / "boxes", images, ["red", "blue"])
+    out = tmp_path / "run"
+    _cli("fit", tmp_path / "boxes", "--task", "detect", "--model", "test_resnet", "--no-pretrained", "--image-size", "64",
+         "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--devices", "2", "--out", out, "--quiet",
+         "detect.fpn_channels=64", "detect.head_epochs=1")  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["n_images"] == 5 and metrics["n_boxes"] == 5  # each image once
+    assert [r["stage"] for r in _history(out / "history.csv")] == ["head", "finetune"]
+    assert headstart.build_config(config=out / "config.yaml").train.devices == 2
+    assert (out / "predictions.json").is_file() and (out / "model" / "model.json").is_file()

@@ -41,7 +41,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg, model = build_model(cfg, index, dev, run, console, verbose)
     cfg = resolve_autos(cfg, index, model, dev, run, console)
-    loaders = make_loaders(cfg, index, model, dev, run, verbose)
+    loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
         metrics, probs = evaluate(cfg, index, trainer, dev, loaders, state, t_start)
@@ -116,7 +116,8 @@ class _Loaders:
     eval_split: str
 
 
-def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
+def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool,
+                 console=None) -> _Loaders:
     """One image cache shared by every split, warmed on a thread pool before the first epoch (and
     before worker processes would each fill a copy of a memory cache)."""
     from headstart.data.dataset import ImageCache
@@ -128,7 +129,7 @@ def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verb
     cache = ImageCache(cfg.data.cache, cache_dir if cfg.data.cache == "disk" else None, dataset_root=index.root)
     make_loader, datasets, close = make_loader_factory(index, model.pre, cfg, cfg.augment.preset, cache, dev,
                                                       eval_split=eval_split)
-    warm_cache(cfg, list(datasets.values()), verbose)
+    warm_cache(cfg, list(datasets.values()), verbose, console)
     return _Loaders(make_loader, close, eval_split)
 
 

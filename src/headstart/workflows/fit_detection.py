@@ -38,7 +38,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg = resolve_autos(cfg, index, dev, console)
     cfg, model = build_model(cfg, index, run, console)
-    loaders = make_loaders(cfg, index, model, dev, run, verbose)
+    loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
         metrics, detections = evaluate(cfg, index, trainer, dev, loaders, state, t_start)
@@ -154,7 +154,8 @@ class _Loaders:
     eval_split: str
 
 
-def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
+def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool,
+                 console=None) -> _Loaders:
     from headstart.data.box_dataset import BoxDataset, collate_boxes
     from headstart.data.box_transforms import build_box_transform
     from headstart.data.dataset import ImageCache
@@ -173,7 +174,7 @@ def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verb
                 "val": BoxDataset(index.splits["val"], model.pre, eval_tf, cache)}
     if index.splits.get("test"):
         datasets["test"] = BoxDataset(index.splits["test"], model.pre, eval_tf, cache)
-    warm_cache(cfg, list(datasets.values()), verbose)
+    warm_cache(cfg, list(datasets.values()), verbose, console)
     world = distributed.world()
     make, close = loader_factory(datasets, batch_size=distributed.per_device_batch(cfg.train.batch_size, world.size),
                                  num_workers=cfg.data.num_workers or 0, pin_memory=dev.is_cuda,
