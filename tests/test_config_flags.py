@@ -57,8 +57,9 @@ def _readme_fit_flags() -> set[str]:
 
 
 def test_flat_keys_are_the_old_names_and_real_fields():
-    # the old names, plus the ones added since (task: the engine/tasks restructuring)
-    assert FLAT_KEYS == {**OLD_FLAT_KEYS, "task": "task", "detector": "detect.detector"}
+    # the old names, plus the ones added since (task: the engine/tasks restructuring; devices, sync_bn: DDP)
+    assert FLAT_KEYS == {**OLD_FLAT_KEYS, "task": "task", "detector": "detect.detector", "devices": "train.devices",
+                         "sync_bn": "train.sync_bn"}
     for flat, dotted in FLAT_KEYS.items():
         model: type[BaseModel] = FitConfig
         *sections, name = dotted.split(".")
@@ -71,16 +72,17 @@ def test_flat_keys_are_the_old_names_and_real_fields():
 
 def test_flags_are_the_old_names():
     value_flags = {f for f, s in CONFIG_FLAGS.items() if s.action == "store"}
-    assert value_flags == OLD_VALUE_FLAGS | {"--task", "--detector"}
+    assert value_flags == OLD_VALUE_FLAGS | {"--task", "--detector", "--devices"}
     assert {f: s.action for f, s in CONFIG_FLAGS.items() if s.action != "store"} == {
         "--strict": "store_true", "--resume": "store_true", "--allow-download": "store_true",
-        "--no-pretrained": "store_false"}
+        "--no-pretrained": "store_false", "--sync-bn": "store_true"}
     assert set(fit_command.TEXT_KEYS) == {"task", "model", "weights", "detector", "monitor", "out"}
     for flag, spec in CONFIG_FLAGS.items():
         assert FLAT_KEYS[spec.flat] == spec.dotted, flag
     # the old tables, derived
-    assert fit_command.FIT_OPTIONS["--lr"][0] == "lr" and set(fit_command.FIT_OPTIONS) == OLD_VALUE_FLAGS | {"--task", "--detector"}
-    assert set(fit_command.FIT_FLAGS) == {"--strict", "--resume", "--allow-download", "--no-pretrained"}
+    assert fit_command.FIT_OPTIONS["--lr"][0] == "lr" and set(fit_command.FIT_OPTIONS) == OLD_VALUE_FLAGS | {"--task", "--detector",
+                                                                                                                  "--devices"}
+    assert set(fit_command.FIT_FLAGS) == {"--strict", "--resume", "--allow-download", "--no-pretrained", "--sync-bn"}
 
 
 def test_help_comes_from_the_field_with_its_default():

@@ -35,6 +35,11 @@ def fit(
     ``callbacks`` (:class:`headstart.engine.callbacks.Callback`) are appended to the trainer's own.
     ``tune`` (a budget such as ``'15m'``) first runs :func:`headstart.tuning.tune` for that long in
     ``<out>/tune``, then puts the model of the best config in ``<out>``.
+
+    ``devices=N`` trains on N worker processes (DistributedDataParallel; docs/architecture.md,
+    "Distributed training"): they are spawned, so a script must call ``fit`` under
+    ``if __name__ == "__main__":``, and ``callbacks`` cannot go with them (run the script under
+    ``torchrun`` instead, where every rank calls ``fit`` with its callbacks).
     """
     if tune is not None:
         from headstart.tuning.study import fit_with_tuning

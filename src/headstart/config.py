@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 from headstart._config_errors import validation_message
@@ -213,6 +213,24 @@ class TrainConfig(_Section):
     """Seed of the data split, the initialisation, shuffling and augmentation."""
     device: str = Field("auto", json_schema_extra=_cli("--device"))
     """Where to train: auto, cpu, cuda, cuda:N or mps."""
+    devices: int | Literal["auto"] = Field(1, json_schema_extra=_cli(
+        "--devices", metavar="N",
+        help="processes (one per GPU) that train together with DistributedDataParallel (default 1; auto: every"
+             " GPU); config.yaml records the world size"))
+    """Worker processes that train together (DistributedDataParallel, one per GPU; on a CPU, N gloo
+    processes): headstart starts them through torch's elastic launcher. auto: one per visible GPU
+    (1 without). Under torchrun the launcher decides, and config.yaml records its world size here.
+    batch_size stays the global batch: each device takes batch_size / devices."""
+    @field_validator("devices")
+    @classmethod
+    def _devices_at_least_one(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError(f"must be an int in [1, inf) or 'auto'. Got {value!r}")
+        return value
+
+    sync_bn: bool = Field(False, json_schema_extra=_cli("--sync-bn"))
+    """With several devices, BatchNorm statistics computed over the global batch (SyncBatchNorm, CUDA
+    only) instead of each device's share."""
     amp: bool = True
     """Mixed precision on CUDA (ignored on CPU)."""
     channels_last: bool = True

@@ -107,7 +107,7 @@ def flat_from_args(args: argparse.Namespace, flags: Mapping[str, ConfigFlag]) ->
 
 
 # Flat parameters that resume uses itself; with resume every other config argument would be ignored.
-RESUME_KEEPS = ("out", "resume")
+RESUME_KEEPS = ("out", "resume", "devices")  # devices: a run resumes on any number
 
 
 def check_resume_arguments(

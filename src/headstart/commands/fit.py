@@ -66,5 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from headstart.api import fit
 
     result = fit(data, config=args.config, overrides=overrides, verbose=not args.quiet, **flat)
-    print(result.run_dir)
+    from headstart.engine.distributed import env_world
+
+    if env_world().is_main:  # under torchrun every rank returns here; the run folder is said once
+        print(result.run_dir)
     return 0

@@ -296,16 +296,37 @@ def create_loader(
     collate_fn: Callable | None = None,
     pin_memory: bool = False,
     drop_last: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> DataLoader:
     """A DataLoader whose order (and, with workers, augmentation) is a pure function of
     ``(seed, epoch)``. Create one per epoch. With ``num_workers == 0`` also seed torch's global RNG
-    before iterating, as the trainer does, or call :func:`seed_epoch` (see the module docstring)."""
+    before iterating, as the trainer does, or call :func:`seed_epoch` (see the module docstring).
+
+    ``shard=(rank, world)`` with ``world > 1``: this rank's share of the same order
+    (:mod:`headstart.data.shard`; padded when shuffled for training, not for evaluation)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"The 'batch_size' parameter must be an int in [1, inf). Got {batch_size!r}.")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"The 'num_workers' parameter must be an int in [0, inf). Got {num_workers!r}.")
     generator = torch.Generator()
     generator.manual_seed(epoch_seed(seed, epoch, stream=0))
+    rank, world = shard
+    if world > 1:
+        from headstart.data.shard import ShardSampler, epoch_order
+        from headstart.data.shard import shard as take
+
+        order = epoch_order(len(dataset), generator) if shuffle else range(len(dataset))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=ShardSampler(take(order, rank, world, pad=shuffle), rank, world),
+            generator=generator,
+            num_workers=num_workers,
+            collate_fn=collate_fn,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            worker_init_fn=_seed_worker if num_workers > 0 else None,
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -324,19 +345,21 @@ def warm(
     *,
     progress: bool = True,
     num_threads: int | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> int:
     """Fill the cache of ``datasets`` once, decoding in a thread pool; returns images decoded.
 
     Pillow releases the GIL while decoding and resizing, so threads use every core without worker
     processes. Do this before creating loaders with ``num_workers > 0`` and a memory cache, so the
-    workers inherit the filled cache. No-op for ``cache='none'``.
+    workers inherit the filled cache. No-op for ``cache='none'``. ``part=(i, n)``: only every
+    ``n``-th image from the ``i``-th (one process's share of a shared ``disk`` cache).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     if isinstance(datasets, ImageDataset):
         datasets = [datasets]
     jobs = [(ds.cache, s.path, ds.pre) for ds in datasets if ds.cache.mode != "none" for s in ds.samples]
-    todo = [(c, p, pre) for c, p, pre in jobs if (p, pre) not in c]
+    todo = [(c, p, pre) for c, p, pre in jobs[part[0] :: part[1]] if (p, pre) not in c]
     if not todo:
         return 0
     threads = num_threads or min(8, os.cpu_count() or 1)

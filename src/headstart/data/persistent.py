@@ -31,17 +31,24 @@ __all__ = ["EpochSampler", "EpochSeeded", "PersistentLoader"]
 
 class EpochSampler(Sampler):
     """``(index, token)`` for every sample of an epoch: shuffled by ``epoch_seed(seed, epoch)`` (or
-    in order), with one token per epoch that tells the workers to reseed."""
+    in order), with one token per epoch that tells the workers to reseed. ``rank``/``world``: this
+    rank's share of that order (:mod:`headstart.data.shard`), and a token of its own."""
 
-    def __init__(self, n: int, shuffle: bool):
+    def __init__(self, n: int, shuffle: bool, rank: int = 0, world: int = 1):
         self.n, self.shuffle = int(n), bool(shuffle)
+        self.shard_rank, self.shard_world = int(rank), int(world)
         self.set_epoch(0, 0)
 
     def set_epoch(self, seed: int, epoch: int = 0) -> None:
         self._order_seed = epoch_seed(seed, epoch, stream=0)
-        self.token = epoch_seed(seed, epoch, stream=2)
+        # rank 0's token is the single-process one; other ranks augment with streams of their own
+        self.token = epoch_seed(seed, epoch, stream=2 + 1000 * self.shard_rank)
 
     def __len__(self) -> int:
+        if self.shard_world > 1:
+            from headstart.data.shard import shard_length
+
+            return shard_length(self.n, self.shard_world, pad=self.shuffle)
         return self.n
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -49,6 +56,10 @@ class EpochSampler(Sampler):
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self._order_seed)).tolist()
         else:
             order = range(self.n)
+        if self.shard_world > 1:
+            from headstart.data.shard import shard
+
+            order = shard(order, self.shard_rank, self.shard_world, pad=self.shuffle)
         token = self.token
         return iter([(i, token) for i in order])
 
@@ -88,10 +99,11 @@ class PersistentLoader:
         collate_fn: Callable | None = None,
         pin_memory: bool = False,
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ):
         if num_workers < 1:
             raise ValueError(f"PersistentLoader needs num_workers >= 1 (got {num_workers}); use create_loader")
-        self.sampler = EpochSampler(len(dataset), shuffle)
+        self.sampler = EpochSampler(len(dataset), shuffle, *shard)
         self.loader: DataLoader | None = DataLoader(
             EpochSeeded(dataset),
             batch_size=batch_size,

@@ -37,7 +37,8 @@ class DeviceSettings:
 
 
 def resolve_device(name: str = "auto", *, amp: bool = True, channels_last: bool = True) -> DeviceSettings:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU. AMP (bf16 where supported, else fp16
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; on several processes CUDA is the
+    process's own GPU, ``cuda:LOCAL_RANK`` (:func:`headstart.engine.distributed.init_process_group`). AMP (bf16 where supported, else fp16
     with a grad scaler) and channels_last apply on CUDA only: on the CPU they slow training down."""
     if name == "auto":
         if torch.cuda.is_available():
@@ -57,6 +58,11 @@ def resolve_device(name: str = "auto", *, amp: bool = True, channels_last: bool 
             f"The 'train.device' parameter is {name!r} but no CUDA device is available."
             " Use --device cpu or --device auto."
         )
+    if device.type == "cuda":
+        from headstart.engine.distributed import world
+
+        if world().is_distributed:  # one GPU per process: cuda:LOCAL_RANK, set when the process group started
+            device = torch.device("cuda", torch.cuda.current_device())
     if device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(
             f"The 'train.device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. Got {name!r}."

@@ -5,6 +5,15 @@ from a seed derived from (seed, stage, epoch), and the LR schedule is a function
 So a run resumed from its last checkpoint repeats exactly what the uninterrupted run would have
 done, without saving RNG states. The checkpoint holds everything else that changes while training:
 the weights, the optimiser, the grad scaler (fp16 on CUDA) and the state of every callback.
+
+On several processes (:mod:`headstart.engine.distributed`), a stage that trains through the
+loaders runs the model wrapped in ``DistributedDataParallel`` (created per stage, after the task
+has chosen what trains; optional SyncBatchNorm with ``train.sync_bn``). Each rank's loader yields
+its share of the global batches, the epoch's loss and sums are added up over the ranks, and the
+validation metrics, gathered by the task, are the same on every rank, so early stopping and the
+best checkpoint decide alike everywhere; a callback's stop (a tune deadline) is rank 0's. A stage
+on cached features runs whole on every rank (the features are gathered). Only rank 0 writes
+checkpoints; on resume rank 0 reads them and broadcasts them.
 """
 
 from __future__ import annotations
@@ -19,12 +28,13 @@ import torch
 
 from headstart._io import atomic_write
 from headstart.config import TrainConfig
+from headstart.engine import distributed
 from headstart.engine.callbacks import Callback
 from headstart.engine.device import DeviceSettings
 from headstart.engine.metrics import check_monitor, is_better
 from headstart.engine.protocol import StepOutput, TrainableTask
 from headstart.engine.stages import Stage
-from headstart.errors import HeadstartError
+from headstart.errors import ConfigError, HeadstartError
 
 __all__ = ["Trainer", "TrainState", "TrainingDiverged", "epoch_seed", "CHECKPOINT_FORMAT"]
 
@@ -93,6 +103,12 @@ class Trainer:
         monitor = next(iter(task.metric_directions)) if cfg.monitor == "auto" else cfg.monitor
         self.monitor = check_monitor(monitor, task.metric_directions, task=task_name)
         self.direction = task.metric_directions[self.monitor]
+        self.world = distributed.world()
+        if self.world.is_distributed and getattr(cfg, "sync_bn", False):
+            if dev.device.type != "cuda":
+                raise ConfigError("The 'train.sync_bn' parameter needs CUDA devices (SyncBatchNorm runs on GPUs"
+                                  " only); drop --sync-bn on the CPU.")
+            task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
         self.task.model = task.model.to(dev.device)
         if dev.channels_last:
             self.task.model = self.task.model.to(memory_format=torch.channels_last)
@@ -109,6 +125,7 @@ class Trainer:
         self.optimizer = None
         self.scheduler = None
         self.scaler = None
+        self._ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper of this stage
 
     @property
     def model(self) -> torch.nn.Module:
@@ -126,6 +143,8 @@ class Trainer:
             while self.state.epoch < stage.epochs and not self.state.stop_stage:
                 row = self._run_epoch(stage)
                 self._call("on_epoch_end", row)
+                if self.world.is_distributed:  # one decision for all ranks (a deadline is rank 0's clock)
+                    self.state.stop_stage = distributed.broadcast_object(self.state.stop_stage)
                 self._track_best(row)
                 self._save_checkpoint()
             self._finish_stage(stage)
@@ -163,12 +182,27 @@ class Trainer:
             t_in_epochs=False,
         )
         self.scaler = torch.amp.GradScaler(self.dev.device.type) if self.dev.needs_grad_scaler() and not stage.on_features else None
+        self._wrap(stage)
         if restore:
             if self._pending.get("optimizer") is not None:
                 self.optimizer.load_state_dict(self._pending["optimizer"])
             if self.scaler is not None and self._pending.get("scaler") is not None:
                 self.scaler.load_state_dict(self._pending["scaler"])
         self._pending = {}
+
+    def _wrap(self, stage: Stage) -> None:
+        """A new DistributedDataParallel wrapper for a stage through the backbone on several
+        processes: DDP records which parameters train when it is built, and it broadcasts rank 0's
+        weights (a resumed or re-loaded model is the same on every rank)."""
+        import gc
+
+        if self._ddp is not None:
+            self._ddp = None
+            gc.collect()  # the previous stage's wrapper and its gradient hooks go before the new one comes
+        if self.world.is_distributed and not stage.on_features:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._ddp = DistributedDataParallel(self.model, device_ids=[self.dev.device.index] if self.dev.is_cuda else None)
 
     def _finish_stage(self, stage: Stage) -> None:
         # Later stages start from the best weights so far (lp-ft fine-tunes the best probe).
@@ -185,7 +219,8 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def _run_epoch(self, stage: Stage) -> dict[str, Any]:
         seed = epoch_seed(self.cfg.seed, self.state.stage_index, self.state.epoch)
-        torch.manual_seed(seed)
+        # each rank augments (and drops out) with a stream of its own; rank 0's is the single process's
+        torch.manual_seed((seed + (0 if stage.on_features else self.world.rank)) % (2**63 - 1))
         self._unread = None
         t0 = time.perf_counter()
         train = self._train_epoch(stage, seed)
@@ -205,6 +240,15 @@ class Trainer:
         }
 
     def _train_epoch(self, stage: Stage, seed: int) -> dict[str, Any]:
+        plain = self.task.model
+        if self._ddp is not None:  # the training pass goes through DDP; validation and checkpoints do not
+            self.task.model = self._ddp
+        try:
+            return self._train_pass(stage, seed)
+        finally:
+            self.task.model = plain
+
+    def _train_pass(self, stage: Stage, seed: int) -> dict[str, Any]:
         batches = self.task.train_batches(stage, seed)
         self._call("on_epoch_start", stage, len(batches))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -223,9 +267,14 @@ class Trainer:
                 sums[name] = sums[name] + value if name in sums else value
             seen += out.num_images
         self._settle()
+        totals = {name: float(value) for name, value in sums.items()}
+        if self._ddp is not None:  # every rank saw its share of the epoch: add them up
+            names = sorted(totals)
+            loss, seen, *values = distributed.all_reduce_sum([self._epoch_loss, seen, *(totals[k] for k in names)])
+            self._epoch_loss, seen, totals = loss, int(round(seen)), dict(zip(names, values))
         row: dict[str, Any] = {"train_loss": self._epoch_loss / max(seen, 1)}
-        for name, value in sums.items():
-            row[f"train_{name}"] = float(value) / max(seen, 1)
+        for name, value in totals.items():
+            row[f"train_{name}"] = value / max(seen, 1)
         row["images"] = seen
         return row
 
@@ -290,11 +339,11 @@ class Trainer:
             self.state.best_value = value
             self.state.best_epoch = row["epoch"]
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            if self.checkpoint_dir is not None:
+            if self.checkpoint_dir is not None and self.world.is_main:
                 atomic_write(self.checkpoint_dir / "best.pt", lambda tmp: torch.save(self._best_state, tmp))
 
     def _save_checkpoint(self) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.world.is_main:
             return
         callbacks = {key: cb.state_dict() for key, cb in zip(_callback_keys(self.callbacks), self.callbacks)
                      if hasattr(cb, "state_dict")}
@@ -309,6 +358,19 @@ class Trainer:
         atomic_write(self.checkpoint_dir / "last.pt", lambda tmp: torch.save(payload, tmp))
 
     def _load_checkpoint(self) -> None:
+        # rank 0 reads the checkpoint and every rank gets it: other machines need not see the folder
+        payload, best = distributed.on_main(self._read_checkpoint)
+        self.state = TrainState.from_dict(payload["state"])
+        self.model.load_state_dict(payload["model"])
+        self._pending = {"optimizer": payload["optimizer"], "scaler": payload.get("scaler")}
+        saved = payload.get("callbacks") or {}
+        for key, cb in zip(_callback_keys(self.callbacks), self.callbacks):
+            if hasattr(cb, "load_state_dict") and key in saved:
+                cb.load_state_dict(saved[key])
+        if best is not None:
+            self._best_state = best
+
+    def _read_checkpoint(self) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
         path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         if path is None or not path.is_file():
             raise HeadstartError(
@@ -321,13 +383,5 @@ class Trainer:
                 f" headstart's ({CHECKPOINT_FORMAT}); it was written by another version. Start the run again"
                 " in a new --out folder."
             )
-        self.state = TrainState.from_dict(payload["state"])
-        self.model.load_state_dict(payload["model"])
-        self._pending = {"optimizer": payload["optimizer"], "scaler": payload.get("scaler")}
-        saved = payload.get("callbacks") or {}
-        for key, cb in zip(_callback_keys(self.callbacks), self.callbacks):
-            if hasattr(cb, "load_state_dict") and key in saved:
-                cb.load_state_dict(saved[key])
         best = self.checkpoint_dir / "best.pt"
-        if best.is_file():
-            self._best_state = torch.load(best, map_location="cpu", weights_only=True)
+        return payload, torch.load(best, map_location="cpu", weights_only=True) if best.is_file() else None

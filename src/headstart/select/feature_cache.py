@@ -152,6 +152,17 @@ class BoundFeatureCache:
         self.preprocessing = dict(preprocessing)
         self.samples = {k: list(v) for k, v in samples.items()}
 
+    def lookup(self, kind: str):
+        """Cached ``(features, labels)`` of the ``kind`` split, or None."""
+        return self.cache.get(self.model, self.weights_sha256, self.preprocessing, self.samples[kind])
+
+    def store(self, kind: str, features, labels) -> None:
+        """Keep ``kind``'s features (a full or read-only disk is ignored: the cache is an optimisation)."""
+        try:
+            self.cache.put(self.model, self.weights_sha256, self.preprocessing, self.samples[kind], features, labels)
+        except OSError:
+            pass
+
     def features(self, kind: str, compute: Callable[[], tuple]):
         """``(features, labels)`` of the ``kind`` split ('train_eval', 'val'), from the cache or ``compute()``."""
         if kind not in self.samples:

@@ -275,7 +275,12 @@ def _device_type(cfg) -> str:
 
 def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, deadline: float | None, study, progress) -> None:
     """``workers`` local processes on the same storage; each runs its share of the remaining trials."""
+    import torch
+
+    from headstart.tuning.gpus import worker_environment
+
     quotas = [None] * workers if remaining is None else [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    gpus = torch.cuda.device_count()
     procs = []
     for i, quota in enumerate(quotas):
         if quota == 0:
@@ -286,7 +291,7 @@ def _run_worker_processes(run_dir: Path, workers: int, remaining: int | None, de
             cmd += ["--quota", str(quota)]
         if deadline is not None:
             cmd += ["--deadline", repr(deadline)]
-        procs.append(subprocess.Popen(cmd))
+        procs.append(subprocess.Popen(cmd, env=worker_environment(i, gpus)))  # one GPU per worker when there are several
     try:
         while any(p.poll() is None for p in procs):
             progress.update(study)

@@ -2,6 +2,7 @@
 
 It opens the study of RUN_DIR (its ``tune.json`` and storage) and runs trials until its quota, the
 study's budget or the deadline is reached. The parent process shows the progress of all workers.
+With several GPUs each worker sees one of them (:func:`headstart.tuning.gpus.worker_environment`).
 """
 
 from __future__ import annotations

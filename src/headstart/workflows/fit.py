@@ -4,6 +4,12 @@ resolve every auto -> loaders -> train -> evaluate -> save). ``load`` opens a fi
 
 The public ``headstart.fit`` (:mod:`headstart.api`) adds ``tune=`` on top; tune's trials call this
 module's :func:`fit` directly.
+
+Several processes (docs/architecture.md, "Distributed training"): under ``torchrun`` every rank
+calls :func:`fit`; rank 0 resolves the config and creates the run folder, the others get both from
+it. With ``train.devices`` > 1 and no launcher around, :func:`fit` resolves the config here and
+starts the workers itself through torch's elastic launcher (:func:`run_worker` in each), then opens
+the finished run folder. Either way the task's workflow runs with the process group up.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ def resolve_config(data, config, overrides: Sequence[str], kwargs: Mapping[str, 
         run = RunFolder.create(out, resume=True)
         check_resume_arguments(kwargs, overrides, config, data=data, saved=run.config_path)
         cfg = build_config(config=load_yaml(run.config_path))
+        if kwargs.get("devices") is not None:  # the global batch keeps its meaning: any device count resumes
+            cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"devices": kwargs["devices"]})})
         return cfg.model_copy(update={"resume": True}), run
     cfg = build_config(data, config=config, overrides=overrides, **kwargs)
     if cfg.data.path is None:
@@ -92,7 +100,57 @@ def fit(
     **kwargs: Any,
 ) -> FitResult:
     """Train and evaluate a model on ``data`` as the config says (see :func:`headstart.api.fit`)."""
+    from headstart.engine import distributed
+
+    if distributed.env_world().is_distributed:  # under torchrun: this is one of its ranks
+        with distributed.session() as world:
+            cfg, run = distributed.on_main(lambda: resolve_config(data, config, overrides, kwargs))
+            return _run_task(_with_world(cfg, world.size), run, verbose=verbose and world.is_main,
+                             callbacks=callbacks)
     cfg, run = resolve_config(data, config, overrides, kwargs)
+    devices = resolve_devices(cfg)
+    if devices == 1:
+        return _run_task(_with_world(cfg, 1), run, verbose=verbose, callbacks=callbacks)
+    if callbacks:
+        raise ConfigError(f"Python callbacks cannot be sent to the {devices} worker processes of train.devices={devices}:"
+                          " use devices=1, or run the script under torchrun.")
+    distributed.launch(run_worker, (_with_world(cfg, devices), str(run.path), verbose), devices)
+    return load(run.path)
+
+
+def resolve_devices(cfg: FitConfig) -> int:
+    """How many worker processes ``train.devices`` asks for (auto: one per visible GPU, 1 without),
+    checked against the GPUs there are and the global batch size, before any work."""
+    import torch
+
+    from headstart.engine.distributed import per_device_batch
+
+    gpus = torch.cuda.device_count() if cfg.train.device != "cpu" else 0
+    devices = cfg.train.devices if cfg.train.devices != "auto" else max(1, gpus)
+    if devices > 1 and gpus and devices > gpus:
+        raise ConfigError(f"The 'train.devices' parameter is {devices} but this machine has {gpus} GPU(s). Pass"
+                          f" --devices {gpus} (the global batch size and the LR keep their meaning), or use torchrun"
+                          " across machines.")
+    if cfg.train.batch_size is not None:
+        per_device_batch(cfg.train.batch_size, devices)
+    return devices
+
+
+def _with_world(cfg: FitConfig, size: int) -> FitConfig:
+    """config.yaml records the world size in train.devices."""
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"devices": size})})
+
+
+def run_worker(cfg: FitConfig, run_dir: str, verbose: bool) -> None:
+    """One worker process of ``train.devices`` > 1 (started by :func:`fit` through
+    :func:`headstart.engine.distributed.launch`): join the process group, run the task's workflow."""
+    from headstart.engine import distributed
+
+    with distributed.session() as world:
+        _run_task(cfg, RunFolder(run_dir), verbose=verbose and world.is_main, callbacks=())
+
+
+def _run_task(cfg: FitConfig, run: RunFolder, *, verbose: bool, callbacks: Sequence[Any]) -> FitResult:
     module = FIT_WORKFLOWS.get(cfg.task)
     if module is None:  # a task registered in headstart.tasks whose fit workflow is not written yet
         from headstart.tasks import UnsupportedForTask, get_task

@@ -1,7 +1,11 @@
 """A classification fit, as named steps: data -> model -> resolve every auto -> loaders -> train ->
 evaluate -> save. Each step is a function of what the earlier ones produced, so a reader can follow
 the run top to bottom in :func:`run`, and ``tune`` reuses the "resolve every auto" step
-(:func:`headstart.tasks.classification.choices.resolve_choices`)."""
+(:func:`headstart.tasks.classification.choices.resolve_choices`).
+
+On several processes every rank runs these steps: rank 0 alone reads and checks the data (the
+others get its index), resolves ``model: auto`` and writes the run folder; every rank trains on its
+share of each batch and evaluates its share of each split, gathered (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -28,20 +32,23 @@ class _Model:
 def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
     import torch
 
+    from headstart.engine import distributed
     from headstart.engine.device import resolve_device
 
     t_start = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
-    index = load_data(cfg, run, console)
+    index = distributed.on_main(lambda: load_data(cfg, run, console))
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg, model = build_model(cfg, index, dev, run, console, verbose)
     cfg = resolve_autos(cfg, index, model, dev, run, console)
-    loaders = make_loaders(cfg, index, model, dev, run, verbose)
+    loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
         metrics, probs = evaluate(cfg, index, trainer, dev, loaders, state, t_start)
     finally:
         loaders.close()
+    if not distributed.is_main():  # rank 0 writes the run folder; the others only trained
+        return FitResult(run.path, cfg, state.history, metrics, list(index.classes), None, task="classify")
     return save(cfg, index, model, trainer, run, metrics, probs, state, console)
 
 
@@ -61,6 +68,7 @@ def load_data(cfg: FitConfig, run: RunFolder, console):
 def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bool) -> tuple[FitConfig, _Model]:
     """The model and its weights: fails fast, before any decoding work, when weights are missing."""
     from headstart.data.transforms import Preprocessing
+    from headstart.engine.distributed import on_main
     from headstart.models.build import create_model
     from headstart.models.resolve import resolve_weights
     from headstart.models.zoo import check_model_name
@@ -71,7 +79,7 @@ def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bo
         # rank the candidates (or reuse `headstart rank`'s table); falls back to choose_model
         from headstart.select.auto import choose_by_rank
 
-        model_name, auto_size, reason = choose_by_rank(cfg, index, dev, run.path, verbose)
+        model_name, auto_size, reason = on_main(lambda: choose_by_rank(cfg, index, dev, run.path, verbose))
         if auto_size is not None and cfg.model.image_size is None:
             cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"image_size": auto_size})})
         console.print(f"model auto: {reason}")
@@ -88,10 +96,11 @@ def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bo
 
 def resolve_autos(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, console) -> FitConfig:
     """Every remaining 'auto' decided and written to config.yaml, so the file says what ran."""
+    from headstart.engine.distributed import is_main
     from headstart.tasks.classification.choices import resolve_choices
 
     cfg = resolve_choices(cfg, len(index.splits["train"]), device=dev.device)
-    if not cfg.resume:
+    if not cfg.resume and is_main():
         run.write_config(cfg.to_yaml())
     console.print(
         f"model {model.name} ({_source_text(model.weights)}), input {model.pre.input_size}px {model.pre.interpolation}, "
@@ -107,19 +116,20 @@ class _Loaders:
     eval_split: str
 
 
-def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
+def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool,
+                 console=None) -> _Loaders:
     """One image cache shared by every split, warmed on a thread pool before the first epoch (and
     before worker processes would each fill a copy of a memory cache)."""
-    from headstart.data.dataset import ImageCache, warm
+    from headstart.data.dataset import ImageCache
     from headstart.tasks.classification.loaders import make_loader_factory
+    from headstart.workflows.distributed_steps import warm_cache
 
     eval_split = "test" if index.splits.get("test") else "val"
     cache_dir = cfg.data.cache_dir or run.cache_dir
     cache = ImageCache(cfg.data.cache, cache_dir if cfg.data.cache == "disk" else None, dataset_root=index.root)
     make_loader, datasets, close = make_loader_factory(index, model.pre, cfg, cfg.augment.preset, cache, dev,
                                                       eval_split=eval_split)
-    if cfg.data.cache != "none":
-        warm(list(datasets.values()), progress=verbose)
+    warm_cache(cfg, list(datasets.values()), verbose, console)
     return _Loaders(make_loader, close, eval_split)
 
 
@@ -146,7 +156,8 @@ def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _L
         checkpoint_dir=run.checkpoint_dir,
     )
     state = trainer.fit(resume=cfg.resume)
-    run.write_history(state.history)
+    if trainer.world.is_main:
+        run.write_history(state.history)
     return trainer, state
 
 

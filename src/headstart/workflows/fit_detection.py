@@ -34,20 +34,24 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
         return fit_yolo.run(cfg, run, console=console, verbose=verbose, callbacks=callbacks)
     import torch
 
+    from headstart.engine import distributed
     from headstart.engine.device import resolve_device
 
     t_start = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
-    index = load_data(cfg, run, console)
+    # several processes: rank 0 reads and checks the annotations, writes the run folder (as classification)
+    index = distributed.on_main(lambda: load_data(cfg, run, console))
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg = resolve_autos(cfg, index, dev, console)
     cfg, model = build_model(cfg, index, run, console)
-    loaders = make_loaders(cfg, index, model, dev, run, verbose)
+    loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
         metrics, detections = evaluate(cfg, index, trainer, dev, loaders, state, t_start)
     finally:
         loaders.close()
+    if not distributed.is_main():
+        return FitResult(run.path, cfg, state.history, metrics, list(index.classes), None, task="detect")
     return save(cfg, index, model, trainer, run, metrics, detections, state, console)
 
 
@@ -122,7 +126,9 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
     state = _backbone_state(weights) if weights is not None else None
     module = create_detector(spec, backbone_state=state)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": name})})
-    if not cfg.resume:
+    from headstart.engine.distributed import is_main
+
+    if not cfg.resume and is_main():
         run.write_config(cfg.to_yaml())
     console.print(
         f"detector {detector} on {name} ({'weights from ' + weights.source if weights else 'random init'}),"
@@ -154,11 +160,14 @@ class _Loaders:
     eval_split: str
 
 
-def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool) -> _Loaders:
+def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verbose: bool,
+                 console=None) -> _Loaders:
     from headstart.data.box_dataset import BoxDataset, collate_boxes
     from headstart.data.box_transforms import build_box_transform
-    from headstart.data.dataset import ImageCache, warm
+    from headstart.data.dataset import ImageCache
     from headstart.data.loaders import loader_factory
+    from headstart.engine import distributed
+    from headstart.workflows.distributed_steps import warm_cache
 
     eval_split = "test" if index.splits.get("test") else "val"
     cache_dir = cfg.data.cache_dir or run.cache_dir
@@ -171,10 +180,11 @@ def make_loaders(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, verb
                 "val": BoxDataset(index.splits["val"], model.pre, eval_tf, cache)}
     if index.splits.get("test"):
         datasets["test"] = BoxDataset(index.splits["test"], model.pre, eval_tf, cache)
-    if cfg.data.cache != "none":
-        warm(list(datasets.values()), progress=verbose)
-    make, close = loader_factory(datasets, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers or 0,
-                                 pin_memory=dev.is_cuda, collate_train=collate_boxes, collate_eval=collate_boxes)
+    warm_cache(cfg, list(datasets.values()), verbose, console)
+    world = distributed.world()
+    make, close = loader_factory(datasets, batch_size=distributed.per_device_batch(cfg.train.batch_size, world.size),
+                                 num_workers=cfg.data.num_workers or 0, pin_memory=dev.is_cuda,
+                                 collate_train=collate_boxes, collate_eval=collate_boxes, shard=(world.rank, world.size))
     return _Loaders(make, close, eval_split)
 
 
@@ -195,7 +205,8 @@ def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _L
         checkpoint_dir=run.checkpoint_dir,
     )
     state = trainer.fit(resume=cfg.resume)
-    run.write_history(state.history)
+    if trainer.world.is_main:
+        run.write_history(state.history)
     return trainer, state
 
 

@@ -18,7 +18,8 @@ def forward_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def extract_features(model: torch.nn.Module, loader, dev: DeviceSettings, progress=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) float32 on the CPU and labels (N,) for every batch of ``loader``, model in eval mode."""
+    """Features (N, D) float32 on the CPU and labels (N,) for every batch of ``loader``, model in eval
+    mode; of the whole split, gathered from every rank, when ``loader`` yields one rank's share."""
     was_training = model.training
     model.eval()
     feats, on_device, labels = [], [], []
@@ -41,4 +42,6 @@ def extract_features(model: torch.nn.Module, loader, dev: DeviceSettings, progre
             feats.append(torch.cat(on_device).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
+    from headstart.engine.distributed import gather_rows
+
+    return gather_rows(torch.cat(feats), loader), gather_rows(torch.cat(labels), loader)

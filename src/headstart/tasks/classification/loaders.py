@@ -17,10 +17,13 @@ def make_loader_factory(index, pre, cfg: FitConfig, preset: str, cache, dev: Dev
                         eval_split: str) -> tuple[Callable, dict, Callable[[], None]]:
     """``make_loader(kind, seed)`` for kind in train (augmented, shuffled by ``seed``), train_eval,
     val and test (evaluation transform, fixed order); the datasets by kind; and ``close()``, which
-    stops the persistent workers (call it when the run is done)."""
+    stops the persistent workers (call it when the run is done). On several processes each loader
+    yields this rank's share, in batches of ``train.batch_size / world size``."""
     from headstart.data.dataset import ImageDataset
     from headstart.data.loaders import loader_factory
     from headstart.data.transforms import build_eval_transform, build_mix_collate, build_train_transform
+    from headstart.engine import distributed
+    from headstart.engine.distributed import per_device_batch
 
     eval_tf = build_eval_transform(pre)
     train_tf = build_train_transform(pre, cfg.augment, preset)
@@ -33,6 +36,8 @@ def make_loader_factory(index, pre, cfg: FitConfig, preset: str, cache, dev: Dev
     }
     if index.splits.get("test"):
         datasets["test"] = ImageDataset(index.splits["test"], pre, eval_tf, cache)
-    make_loader, close = loader_factory(datasets, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers or 0,
-                                        pin_memory=dev.is_cuda, collate_train=mix, avoid_single_last=True)
+    world = distributed.world()
+    make_loader, close = loader_factory(datasets, batch_size=per_device_batch(cfg.train.batch_size, world.size),
+                                        num_workers=cfg.data.num_workers or 0, pin_memory=dev.is_cuda,
+                                        collate_train=mix, avoid_single_last=True, shard=(world.rank, world.size))
     return make_loader, datasets, close

@@ -14,6 +14,7 @@ import torch
 
 from headstart.config import TrainConfig
 from headstart.engine.device import DeviceSettings
+from headstart.engine.distributed import broadcast_object, gather_rows, world
 from headstart.engine.protocol import StepOutput
 from headstart.engine.stages import Stage
 from headstart.tasks.classification.features import extract_features
@@ -132,13 +133,28 @@ class ClassificationTask:
 
             # the cache holds the *pretrained* backbone's features: valid while no stage has trained it
             if self.feature_cache is not None and not self._backbone_trained:
-                train_f, train_y = self.feature_cache.features("train_eval", extract("train_eval"))
-                val_f, val_y = self.feature_cache.features("val", extract("val"))
+                train_f, train_y = self._cached("train_eval", extract("train_eval"))
+                val_f, val_y = self._cached("val", extract("val"))
             else:
                 train_f, train_y = extract("train_eval")()
                 val_f, val_y = extract("val")()
             self._features = (train_f, train_y, val_f, val_y)
         return self._features
+
+    def _cached(self, kind: str, compute: Callable[[], tuple]) -> tuple:
+        """Features from rank's on-disk cache, else ``compute()`` (stored). On several processes
+        rank 0 alone looks the cache up and broadcasts a hit: the cache may live on its machine
+        only, and reading it once is cheaper than N times. A miss is extracted by every rank on its
+        share of the split and gathered (N devices, 1/N of the images each); rank 0 stores it."""
+        if not world().is_distributed:
+            return self.feature_cache.features(kind, compute)
+        found = broadcast_object(self.feature_cache.lookup(kind) if world().is_main else None)
+        if found is not None:
+            return found
+        feats, labels = compute()
+        if world().is_main:
+            self.feature_cache.store(kind, feats, labels)
+        return feats, labels
 
     @torch.no_grad()
     def _head_logits(self, feats: torch.Tensor) -> torch.Tensor:
@@ -157,7 +173,8 @@ def _correct(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, loader, dev: DeviceSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of every batch of ``loader`` with the model in eval mode."""
+    """Logits and labels of every batch of ``loader`` with the model in eval mode (of the whole
+    split, gathered from every rank, when ``loader`` yields one rank's share)."""
     was_training = model.training
     model.eval()
     outs, labels = [], []
@@ -168,4 +185,5 @@ def predict_logits(model: torch.nn.Module, loader, dev: DeviceSettings) -> tuple
             labels.append(torch.as_tensor(target))
     finally:
         model.train(was_training)
-    return torch.cat(outs), torch.cat(labels)
+    # a loader of one rank's share (several processes): every rank gets the whole split, in order
+    return gather_rows(torch.cat(outs), loader), gather_rows(torch.cat(labels), loader)

@@ -112,4 +112,6 @@ def predict_boxes(model: torch.nn.Module, loader, dev: DeviceSettings, first_lab
                 })
     finally:
         model.train(was_training)
-    return out
+    from headstart.engine.distributed import gather_items
+
+    return gather_items(out, loader)  # one rank's share of the split: every rank gets them all
