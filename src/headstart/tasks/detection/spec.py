@@ -19,6 +19,7 @@ SPEC = TaskSpec(
     strategies=("head", "full", "head-ft"),
     parts={
         "load_model": "headstart.tasks.detection.export:load_run_model",
+        "export_graph": "headstart.tasks.detection.export:DetectorGraph",
         "plot_history": "headstart.tasks.detection.plots:plot_learning_curves",
     },
 )
