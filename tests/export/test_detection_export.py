@@ -149,3 +149,48 @@ def test_torchscript_of_a_detector_is_not_offered(tiny_det_run):
         r" detection runs",
     ):
         export_model(tiny_det_run, "torchscript")
+
+
+@pytest.mark.parametrize("detector", ["fasterrcnn", "fcos", "retinanet"])
+def test_every_detector_exports_whole_and_matches_pytorch(detector, tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from headstart.export.box_parity import compare_boxes
+    from headstart.export.box_runtime import OnnxBoxBackend
+    from headstart.export.detection_onnx import _export_graph
+    from headstart.tasks.detection.export import DetectorGraph, detector_limits
+    from headstart.tasks.detection.models import DetectorSpec, create_detector
+
+    torch.manual_seed(0)
+    spec = DetectorSpec(detector, "test_resnet", 3, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), fpn_channels=64)
+    model = create_detector(spec).eval()
+    heads = getattr(model, "roi_heads", model)
+    heads.score_thresh = 0.01  # random heads score low: keep enough boxes to compare
+    graph = DetectorGraph(model)
+    path = tmp_path / f"{detector}.onnx"
+    _export_graph(graph, torch.zeros((1, 3, 48, 64), dtype=torch.uint8), path, 17)
+    meta = {
+        "task": "detect",
+        "labels": ["a", "b", "c"],
+        "first_label": spec.first_label,
+        "preprocessing": {"input_size": 64, "crop_pct": 1.0, "crop_mode": "border", "interpolation": "bilinear"},
+    }
+    backend = OnnxBoxBackend(
+        path, session=ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), metadata=meta
+    )
+    floor, cap = detector_limits(model)
+    rng = np.random.default_rng(0)
+    compared = 0
+    for shape in ((3, 48, 64), (3, 64, 40), (3, 64, 64)):
+        array = rng.integers(0, 256, shape, dtype=np.uint8)
+        with torch.inference_mode():
+            boxes, scores, labels = graph(torch.from_numpy(array)[None])
+        ref = (boxes.numpy(), scores.numpy(), labels.numpy() - spec.first_label)
+        got = backend.detect([array])[0]
+        pairs, unmatched = compare_boxes(ref, got, score_floor=floor, cap=cap)
+        assert not [u for u in unmatched if not u[2]], unmatched
+        assert max((b for b, _ in pairs), default=0) <= 0.05 and max((s for _, s in pairs), default=0) <= 1e-4
+        assert set(got[2].tolist()) <= {0, 1, 2}
+        compared += len(pairs)
+    assert compared > 0

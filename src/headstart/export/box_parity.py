@@ -2,9 +2,10 @@
 
 1. **Boxes, matched by IoU** (not by index: NMS may order near-equal scores differently). On real
    images (the run's evaluated split, or ``--images``) and on random images of two aspect ratios,
-   each image's boxes from the export are matched to PyTorch's one-to-one (same label, IoU >= 0.5,
-   the assignment of largest total IoU: scipy's ``linear_sum_assignment``; a box clipped flat
-   against the border has no area, and matches a box within the coordinate tolerance). Matched boxes must agree
+   each image's boxes from the export are matched to PyTorch's one-to-one: a pair needs the same
+   label and IoU >= 0.5 (a box clipped flat against the border has no area, and pairs with a box
+   within the coordinate tolerance), and among those pairs scipy's ``linear_sum_assignment`` picks
+   the assignment of smallest total coordinate difference. Matched boxes must agree
    within :data:`BOX_TOLERANCE` pixels per coordinate and :data:`SCORE_TOLERANCE` in score. A box
    without a partner is allowed only where a tiny score difference can decide whether it exists:
    within :data:`NEAR_SCORE` of the detector's score floor, or of the lowest score of an output cut
@@ -114,26 +115,34 @@ def compare_boxes(
     (rb, rs, rl), (gb, gs, gl) = ref, got
     pairs: list[tuple[float, float]] = []
     matched_r, matched_g = set(), set()
+
+    def near_floor(scores: np.ndarray) -> np.ndarray:
+        """Scores where a tiny difference decides whether a box exists: near the detector's floor,
+        or near the last score of an output cut at the cap."""
+        near_cut = scores <= float(scores[-1]) + near if len(scores) >= cap else np.zeros(len(scores), bool)
+        return (scores <= score_floor + near) | near_cut
+
+    r_near, g_near = near_floor(rs), near_floor(gs)
     if len(rb) and len(gb):
-        # boxes clipped flat against the image border have no area (IoU 0 even with themselves):
-        # those match a box of the same label within the coordinate tolerance
-        close = np.abs(rb[:, None, :].astype(np.float64) - gb[None, :, :]).max(-1) <= box_tolerance
-        iou = np.maximum(_iou(rb, gb), close) * (rl[:, None] == gl[None, :])
-        rows, cols = linear_sum_assignment(-iou)
+        # A pair is a candidate when the labels agree and IoU >= 0.5 (boxes clipped flat against
+        # the image border have no area, IoU 0 even with themselves: those pair within the
+        # coordinate tolerance). Among candidates, the assignment of the smallest total coordinate
+        # difference: with many overlapping boxes of near-equal scores, the largest-IoU partner is
+        # not always the same box.
+        diff = np.abs(rb[:, None, :].astype(np.float64) - gb[None, :, :]).max(-1)
+        valid = ((_iou(rb, gb) >= MATCH_IOU) | (diff <= box_tolerance)) & (rl[:, None] == gl[None, :])
+        rows, cols = linear_sum_assignment(np.where(valid, diff, 1e9))
         for r, c in zip(rows, cols):
-            if iou[r, c] >= MATCH_IOU:
+            # two different boxes that both sit at the floor are two unmatched boxes, not a pair
+            if valid[r, c] and not (diff[r, c] > box_tolerance and r_near[r] and g_near[c]):
                 matched_r.add(int(r))
                 matched_g.add(int(c))
-                pairs.append((float(np.abs(rb[r].astype(np.float64) - gb[c]).max()), float(abs(float(rs[r]) - gs[c]))))
+                pairs.append((float(diff[r, c]), float(abs(float(rs[r]) - gs[c]))))
     unmatched = []
-    for side, scores, matched in (("pytorch", rs, matched_r), ("export", gs, matched_g)):
-        full = len(scores) >= cap
-        cut = float(scores[-1]) if full and len(scores) else None
+    for side, scores, matched, allowed in (("pytorch", rs, matched_r, r_near), ("export", gs, matched_g, g_near)):
         for i, score in enumerate(scores.tolist()):
-            if i in matched:
-                continue
-            allowed = score <= score_floor + near or (cut is not None and score <= cut + near)
-            unmatched.append((side, float(score), bool(allowed)))
+            if i not in matched:
+                unmatched.append((side, float(score), bool(allowed[i])))
     return pairs, unmatched
 
 

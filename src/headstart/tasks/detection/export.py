@@ -41,7 +41,10 @@ class DetectorGraph(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        self.model = model.eval()
+        self.model = model
+        # eval as a whole: the exporter restores the mode it found, and a wrapper left in training
+        # mode would put the detector back into training (where it asks for targets)
+        self.eval()
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model([image[0].float() / 255.0])[0]
