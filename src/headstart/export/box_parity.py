@@ -148,8 +148,8 @@ def compare_boxes(
 
 def _real_images(run_path: Path, images, max_real: int):
     """``(paths, source, eval samples or None, split name)``."""
+    from headstart.data.inputs import expand_inputs
     from headstart.errors import HeadstartError
-    from headstart.predict import expand_inputs
 
     samples, split = None, ""
     try:
