@@ -154,7 +154,8 @@ def load_backend(path: str | Path, *, device: str = "cpu", threads: int | None =
         if backend.metadata.get("task") == "detect":
             from headstart.export.box_runtime import OnnxBoxBackend
 
-            return OnnxBoxBackend(path, session=backend.session, metadata=backend.metadata)
+            del backend  # a detector's session has its own options (see box_runtime)
+            return OnnxBoxBackend(path, threads=threads)
         return backend
     if kind == "torchscript":
         return TorchScriptBackend(path, device=device)
