@@ -152,3 +152,26 @@ def test_real_socket_micro_batches_images_of_different_sizes(
         server.should_exit = True
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_exif_rotated_jpeg_gets_boxes_in_its_upright_pixels(
+    tiny_det_run, tiny_det_export, tiny_det_data, settings, tmp_path
+):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from headstart.serve.app import create_app
+
+    image = Image.open(tiny_det_data / "test" / "im21.png").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: displayed rotated by 90 degrees
+    path = tmp_path / "sideways.jpg"
+    image.save(path, format="JPEG", quality=95, exif=exif.tobytes())
+    expected = _expected(tiny_det_run, path, conf=0.05)
+    assert expected.size == (48, 64) and expected.boxes
+    with TestClient(create_app(tiny_det_export.path, settings)) as client:
+        got = client.post(
+            "/predict", params={"conf": 0.05}, files={"image": ("s.jpg", path.read_bytes(), "image/jpeg")}
+        )
+    assert got.status_code == 200, got.text
+    _assert_same(got.json(), expected)
