@@ -194,3 +194,19 @@ def test_every_detector_exports_whole_and_matches_pytorch(detector, tmp_path):
         assert set(got[2].tolist()) <= {0, 1, 2}
         compared += len(pairs)
     assert compared > 0
+
+
+def test_cli_export_of_a_detection_run(tiny_det_run, tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "det.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-m", "headstart", "export", str(tiny_det_run), "-o", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"onnx export: {target}" in proc.stdout and "boxes matched by IoU on 5 real image(s)" in proc.stdout
+    assert "mAP on the test split: export" in proc.stdout and target.is_file()

@@ -175,3 +175,36 @@ def test_exif_rotated_jpeg_gets_boxes_in_its_upright_pixels(
         )
     assert got.status_code == 200, got.text
     _assert_same(got.json(), expected)
+
+
+def test_cli_serve_of_a_detection_run(tiny_det_run, tiny_det_export, tiny_det_data):
+    import subprocess
+    import sys
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "headstart", "serve", str(tiny_det_run), "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while health is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health == {**health, "status": "ok", "backend": "onnx"}, proc.stderr.read() if proc.poll() else health
+        data = (tiny_det_data / "test" / "im20.png").read_bytes()
+        got = httpx.post(
+            f"http://127.0.0.1:{port}/predict?conf=0.05&max_det=2",
+            files={"image": ("c.png", data, "image/png")},
+            timeout=60,
+        )
+        assert got.status_code == 200 and len(got.json()["boxes"]) == 2, got.text
+        assert {b["label"] for b in got.json()["boxes"]} <= {"red", "blue"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "onnx model with 2 classes" in proc.stderr.read()
