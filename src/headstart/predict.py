@@ -41,17 +41,16 @@ class Prediction:
 def load_predictor(path: str | Path, *, device: str = "cpu", threads: int | None = None) -> "Predictor":
     """A predictor for a run folder, an ``.onnx`` file or a TorchScript file (``.ts``): a
     :class:`Predictor` (labels) for classification, a
-    :class:`~headstart.tasks.detection.predict.BoxPredictor` (boxes) for a detection run folder."""
-    from headstart.export.runtime import artefact_kind, load_backend
+    :class:`~headstart.tasks.detection.predict.BoxPredictor` (boxes) for a detection run folder or
+    its ONNX export (which needs no torch)."""
+    from headstart.export.runtime import load_backend
 
-    if artefact_kind(path) == "run":
-        from headstart.tasks import task_of_run
+    backend = load_backend(path, device=device, threads=threads)
+    if getattr(backend, "task", "classify") == "detect":
+        from headstart.tasks.detection.predict import BoxPredictor
 
-        if task_of_run(path).name == "detect":
-            from headstart.tasks.detection.predict import BoxPredictor
-
-            return BoxPredictor.from_run(path, device=device)
-    return Predictor.from_backend(load_backend(path, device=device, threads=threads))
+        return BoxPredictor.from_backend(backend)
+    return Predictor.from_backend(backend)
 
 
 class Predictor:

@@ -43,3 +43,47 @@ def tiny_exports(tiny_run):
 @pytest.fixture(scope="session")
 def tiny_images(tiny_run) -> Path:
     return Path(__import__("json").loads((tiny_run / "split.json").read_text())["root"])
+
+
+@pytest.fixture(scope="session")
+def tiny_det_data(tmp_path_factory) -> Path:
+    """24 landscape images (64x48) with one or two coloured squares of two classes, COCO layout."""
+    import numpy as np
+
+    from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
+
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(24):
+        split = "train" if i < 14 else ("val" if i < 19 else "test")
+        boxes = []
+        for _ in range(1 + i % 2):
+            side = int(rng.integers(12, 24))
+            x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 48 - side))
+            boxes.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
+        images.append(FixtureImage(f"im{i:02d}.png", boxes, split=split, size=(64, 48)))
+    root = tmp_path_factory.mktemp("detdata")
+    write_coco(root, images, ["red", "blue"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_det_run(tiny_weights_store, tiny_det_data, tmp_path_factory) -> Path:
+    """An FCOS detector on test_resnet (64 px), trained for a few steps: it returns boxes."""
+    import headstart
+
+    out = tmp_path_factory.mktemp("detrun") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEADSTART_WEIGHTS_DIR", str(tiny_weights_store))
+        headstart.fit(tiny_det_data, out=out, task="detect", model="test_resnet", image_size=64, batch_size=4,
+                      epochs=2, device="cpu", verbose=False,
+                      overrides=["detect.fpn_channels=64", "detect.head_epochs=1", "detect.detector=fcos"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_det_export(tiny_det_run):
+    """The ExportResult of ``headstart export tiny_det_run --format onnx``."""
+    from headstart.export import export_model
+
+    return export_model(tiny_det_run, "onnx")

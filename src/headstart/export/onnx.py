@@ -75,9 +75,13 @@ def export_onnx(run_dir: str | Path, output: str | Path | None = None, *, opset:
     optional_import("onnxruntime", extra="export")
     t0 = time.perf_counter()
     run = RunFolder.open(run_dir)
+    spec = task_of_run(run.path)
+    if spec.name == "detect":  # one image in, boxes out: see detection_onnx
+        from headstart.export.detection_onnx import export_detection_onnx
+
+        return export_detection_onnx(run.path, output, opset=opset, images=images, tolerance=tolerance)
     target = Path(output) if output is not None else run.path / "export" / "model.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
-    spec = task_of_run(run.path)
     load_run_model = spec.part("load_model", "`headstart export --format onnx`")
     probability_model = spec.part("export_wrapper", "`headstart export --format onnx`")
     model, record = load_run_model(run.path)

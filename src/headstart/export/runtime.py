@@ -146,9 +146,24 @@ def artefact_kind(path: str | Path) -> str:
 
 
 def load_backend(path: str | Path, *, device: str = "cpu", threads: int | None = None) -> Any:
+    """The backend for a run folder or model file; a detector's (``task == 'detect'``) returns boxes
+    through ``detect(arrays)`` instead of probabilities through ``run(batch)``."""
     kind = artefact_kind(path)
     if kind == "onnx":
-        return OnnxBackend(path, threads=threads)
+        backend = OnnxBackend(path, threads=threads)
+        if backend.metadata.get("task") == "detect":
+            from headstart.export.box_runtime import OnnxBoxBackend
+
+            del backend  # a detector's session has its own options (see box_runtime)
+            return OnnxBoxBackend(path, threads=threads)
+        return backend
     if kind == "torchscript":
         return TorchScriptBackend(path, device=device)
+    _import_torch()
+    from headstart.tasks import task_of_run
+
+    if task_of_run(path).name == "detect":
+        from headstart.tasks.detection.predict import TorchBoxBackend
+
+        return TorchBoxBackend.from_run(path, device=device)
     return TorchBackend.from_run(path, device=device)

@@ -24,8 +24,11 @@ __all__ = ["MicroBatcher"]
 
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 16,
-                 max_wait_s: float = 0.005):
+                 max_wait_s: float = 0.005, collate: Callable = np.stack):
+        """``collate`` turns the inputs into the batch ``run_batch`` takes (``np.stack``; ``list`` for
+        a detector, whose images differ in size); ``run_batch`` returns one output per input."""
         self.run_batch = run_batch
+        self.collate = collate
         self.max_batch = max(1, int(max_batch))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.batch_sizes: list[int] = []  # the last few sizes, for /health and tests
@@ -88,7 +91,7 @@ class MicroBatcher:
             items = [(a, f) for a, f in items if not f.done()]  # callers that gave up
             if not items:
                 continue
-            batch = np.stack([a for a, _ in items])
+            batch = self.collate([a for a, _ in items])
             try:
                 out = await loop.run_in_executor(self._executor, self.run_batch, batch)
             except Exception as exc:  # a failed batch fails its requests, not the server

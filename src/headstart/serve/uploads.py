@@ -13,7 +13,7 @@ import io
 import json
 import warnings
 
-__all__ = ["UploadError", "BodySizeLimit", "decode_upload"]
+__all__ = ["UploadError", "BodySizeLimit", "decode_upload", "decode_upload_sized"]
 
 
 class UploadError(Exception):
@@ -77,6 +77,12 @@ class BodySizeLimit:
 
 def decode_upload(data: bytes, *, max_pixels: int, draft: int | None = None):
     """Bytes of an image file -> upright 8-bit RGB Pillow image (as :func:`headstart.data.decode.open_rgb`)."""
+    return decode_upload_sized(data, max_pixels=max_pixels, draft=draft)[0]
+
+
+def decode_upload_sized(data: bytes, *, max_pixels: int, draft: int | None = None):
+    """``(image, (width, height))``: :func:`decode_upload` and the upright size of the full image
+    (a JPEG decoded at a draft size is smaller than the file; boxes are given in the file's pixels)."""
     from PIL import Image, ImageOps
 
     from headstart.data.decode import _DECODE_ERRORS, to_rgb
@@ -105,7 +111,9 @@ def decode_upload(data: bytes, *, max_pixels: int, draft: int | None = None):
             if draft is not None and image.format == "JPEG":
                 image.draft("RGB", (draft, draft))  # as open_rgb(draft=...) does in predict
             image.load()
+            drafted = image.size
             image = ImageOps.exif_transpose(image) or image
-            return to_rgb(image)
+            upright = (height, width) if image.size != drafted else (width, height)
+            return to_rgb(image), upright
         except _DECODE_ERRORS as exc:
             raise UploadError(422, f"The image is corrupt or truncated and cannot be decoded ({exc}).") from None

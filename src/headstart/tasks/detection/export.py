@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_run_model"]
+__all__ = ["load_run_model", "DetectorGraph", "detector_limits"]
 
 
 def load_run_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -36,3 +36,28 @@ def load_run_model(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]
         "detector": spec, "conf": meta.get("conf"), "max_det": meta.get("max_det", 100),
     }
     return model.eval(), record
+
+
+class DetectorGraph(torch.nn.Module):
+    """The detector as an exportable graph: one uint8 RGB image ``(1, 3, H, W)`` in (the longer side
+    already resized to the input size, as the image cache stores it), ``(boxes xyxy in those pixels,
+    scores, labels)`` out, sorted by score. Scaling to [0, 1] is here; normalisation, the padding to
+    the stride, the heads, box decoding, the detector's score floor, NMS and its cap on detections
+    are torchvision's own code inside the model, traced with it."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        # eval as a whole: the exporter restores the mode it found, and a wrapper left in training
+        # mode would put the detector back into training (where it asks for targets)
+        self.eval()
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model([image[0].float() / 255.0])[0]
+        return out["boxes"], out["scores"], out["labels"]
+
+
+def detector_limits(model: torch.nn.Module) -> tuple[float, int]:
+    """(the score below which the detector drops candidates, its most detections per image)."""
+    heads = getattr(model, "roi_heads", model)  # Faster R-CNN keeps them in its RoI heads
+    return float(heads.score_thresh), int(heads.detections_per_img)

@@ -1,5 +1,12 @@
-"""Boxes for image files from a detection run folder: the saved preprocessing (longer side to the
-input size), the detector, and the boxes mapped back to each image's own pixels."""
+"""Boxes for image files from a detection model: the saved preprocessing (longer side to the
+input size), a backend that runs the detector, and the boxes mapped back to each image's own pixels.
+
+The backend is the run's PyTorch model (:class:`TorchBoxBackend`) or an ONNX export
+(:class:`headstart.export.box_runtime.OnnxBoxBackend`, torch-free); both take uint8 CHW arrays and
+return boxes in those arrays' pixels, sorted by score. Everything else here (image preparation,
+the conf / max_det selection, formats, drawing) is numpy and Pillow only, so the light ``predict``
+install runs it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-__all__ = ["BoxPrediction", "BoxPredictor", "format_box_predictions", "draw_boxes"]
+__all__ = ["BoxPrediction", "BoxPredictor", "TorchBoxBackend", "prepare_box_image", "load_box_image",
+           "select_boxes", "format_box_predictions", "draw_boxes"]
 
 
 @dataclass(frozen=True)
@@ -34,36 +42,123 @@ class BoxPrediction:
         return d
 
 
-class BoxPredictor:
-    """``predict(inputs, conf=..., max_det=...)`` over image files and folders. ``conf`` defaults
-    to the run's threshold (the one that maximised F1 on its evaluated split)."""
+def prepare_box_image(image, pre):
+    """An upright RGB Pillow image -> uint8 array ``(3, h, w)`` with the longer side at the input
+    size (the image cache's :func:`~headstart.data.transforms.resize_image`, in numpy)."""
+    import numpy as np
+
+    from headstart.data.transforms import resize_image
+
+    resized = resize_image(image, pre)
+    return np.ascontiguousarray(np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def load_box_image(path: str | Path, pre):
+    """``(array, scale, (width, height))`` for an image file: the very pixels the run was evaluated
+    on (the cache's decode, JPEG draft size included, and resize), the factor from the image's own
+    pixels to the array's, and the image's upright size."""
+    from headstart.data.decode import image_size, open_rgb
+
+    size = image_size(path)
+    array = prepare_box_image(open_rgb(path, draft=2 * pre.resize_size), pre)
+    return array, array.shape[-1] / size[0], size
+
+
+def select_boxes(boxes, scores, labels, conf: float, max_det: int):
+    """The post-processing outside the model: boxes scoring at least ``conf``, at most ``max_det``
+    (the detector returns them sorted by score, after its own NMS)."""
+    keep = scores >= conf
+    return boxes[keep][:max_det], scores[keep][:max_det], labels[keep][:max_det]
+
+
+class TorchBoxBackend:
+    """A detection run's PyTorch model behind the backend interface: ``detect(arrays)`` ->
+    ``[(boxes, scores, class indices), ...]`` as numpy, boxes in the arrays' pixels. A list of
+    images runs as one batch (torchvision pads them to a common size)."""
 
     kind = "pytorch"
+    task = "detect"
 
     def __init__(self, model, classes: Sequence[str], preprocessing, *, conf: float | None = None, max_det: int = 100,
-                 device: str = "cpu", first_label: int = 1):
+                 device: str = "cpu", first_label: int = 1, metadata: dict | None = None):
         import torch
 
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.classes = list(classes)
-        self.preprocessing = preprocessing
-        self.conf = conf
-        self.max_det = max_det
-        self.first_label = first_label
+        self.classes, self.preprocessing = list(classes), preprocessing
+        self.conf, self.max_det, self.first_label = conf, int(max_det), int(first_label)
+        self.metadata = metadata or {"labels": self.classes, "preprocessing": preprocessing.to_dict(), "task": "detect",
+                                     "conf": conf, "max_det": max_det}
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "BoxPredictor":
+    def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "TorchBoxBackend":
         from headstart.tasks.detection.export import load_run_model
 
         model, record = load_run_model(run_dir)
+        meta = _run_metadata(run_dir, record)
         return cls(model, record["classes"], record["preprocessing"], conf=record["conf"], max_det=record["max_det"],
-                   device=device, first_label=record["detector"].first_label)
+                   device=device, first_label=record["detector"].first_label, metadata=meta)
+
+    def detect(self, arrays: Sequence) -> list[tuple]:
+        import torch
+
+        with torch.inference_mode():
+            outs = self.model([torch.from_numpy(a).to(self.device).float() / 255.0 for a in arrays])
+        return [(o["boxes"].float().cpu().numpy(), o["scores"].float().cpu().numpy(),
+                 o["labels"].cpu().numpy() - self.first_label) for o in outs]
+
+
+def _run_metadata(run_dir, record) -> dict[str, Any]:
+    from headstart._version import __version__
+    from headstart.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    model = run.read_json("model/model.json")
+    provenance = run.read_json("model/provenance.json") if (run.model_dir / "provenance.json").is_file() else {}
+    return {"task": "detect", "headstart_version": __version__, "architecture": model.get("architecture"), "labels": list(record["classes"]),
+            "preprocessing": {**record["preprocessing"].to_dict(), "resize_size": record["preprocessing"].resize_size},
+            "detector": record["detector"].to_dict(), "conf": record["conf"], "max_det": record["max_det"],
+            "provenance": {**provenance, "run_dir": str(Path(run_dir).resolve())}}
+
+
+class BoxPredictor:
+    """``predict(inputs, conf=..., max_det=...)`` over image files and folders. ``conf`` defaults
+    to the run's threshold (the one that maximised F1 on its evaluated split).
+
+    ``BoxPredictor(model, classes, preprocessing)`` wraps an in-memory torchvision detector;
+    :meth:`from_run` a run folder; :meth:`from_backend` any backend (an ONNX export on a light
+    install)."""
+
+    def __init__(self, model, classes: Sequence[str], preprocessing, *, conf: float | None = None, max_det: int = 100,
+                 device: str = "cpu", first_label: int = 1):
+        self._set_backend(TorchBoxBackend(model, classes, preprocessing, conf=conf, max_det=max_det, device=device,
+                                          first_label=first_label))
+
+    def _set_backend(self, backend) -> None:
+        self.backend = backend
+        self.classes = list(backend.classes)
+        self.preprocessing = backend.preprocessing
+        self.conf, self.max_det = backend.conf, int(backend.max_det)
+        self.metadata = backend.metadata
+        self.model = getattr(backend, "model", None)
+        self.first_label = getattr(backend, "first_label", 0)
+
+    @classmethod
+    def from_backend(cls, backend) -> "BoxPredictor":
+        self = cls.__new__(cls)
+        self._set_backend(backend)
+        return self
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "BoxPredictor":
+        return cls.from_backend(TorchBoxBackend.from_run(run_dir, device=device))
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
 
     def predict(self, inputs: Iterable[str | Path], *, conf: float | None = None, max_det: int | None = None,
                 batch_size: int = 8, progress: bool = False, **_: Any) -> list[BoxPrediction]:
-        import torch
-
         from headstart.data.inputs import expand_inputs
         from headstart.errors import DataError
 
@@ -76,33 +171,25 @@ class BoxPredictor:
             images, ok = [], []
             for p in paths[start : start + batch_size]:
                 try:
-                    images.append(self._load(p))
+                    images.append(load_box_image(p, self.preprocessing))
                     ok.append(p)
                 except (DataError, OSError) as exc:
                     results.append(BoxPrediction(str(p), error=str(exc)))
             if not images:
                 continue
-            with torch.inference_mode():
-                outs = self.model([im.to(self.device) for im, _, _ in images])
+            outs = self.backend.detect([array for array, _, _ in images])
             for p, (_, scale, size), out in zip(ok, images, outs):
-                keep = out["scores"] >= conf
-                boxes = (out["boxes"][keep][:max_det].float().cpu() / scale).tolist()
-                scores = out["scores"][keep][:max_det].float().cpu().tolist()
-                labels = [self.classes[int(i) - self.first_label] for i in out["labels"][keep][:max_det].cpu().tolist()]
-                results.append(BoxPrediction(str(p), tuple(tuple(b) for b in boxes), tuple(labels), tuple(scores), size))
+                results.append(self.to_prediction(str(p), out, scale, size, conf, max_det))
         order = {str(p): i for i, p in enumerate(paths)}
         results.sort(key=lambda r: order[r.path])
         return results
 
-    def _load(self, path: Path):
-        """(float CHW in [0, 1] at the input size, scale from the image's pixels, (width, height)):
-        the very pixels the run was evaluated on (the image cache's decode and resize)."""
-        from headstart.data.decode import image_size
-        from headstart.data.transforms import load_resized
-
-        size = image_size(path)
-        image = load_resized(path, self.preprocessing)
-        return image.float() / 255.0, image.shape[-1] / size[0], size
+    def to_prediction(self, path: str, out, scale: float, size, conf: float, max_det: int) -> BoxPrediction:
+        """One image's backend output -> a :class:`BoxPrediction` in the image's own pixels."""
+        boxes, scores, labels = select_boxes(*out, conf, max_det)
+        return BoxPrediction(path, tuple(tuple(float(v) / scale for v in b) for b in boxes.tolist()),
+                             tuple(self.classes[int(i)] for i in labels.tolist()),
+                             tuple(float(s) for s in scores.tolist()), tuple(size))
 
 
 def format_box_predictions(preds: Sequence[BoxPrediction], fmt: str = "table") -> str:

@@ -20,6 +20,7 @@ SPEC = TaskSpec(
     search_space="headstart.tasks.detection.space:SEARCH_SPACE",
     parts={
         "load_model": "headstart.tasks.detection.export:load_run_model",
+        "export_graph": "headstart.tasks.detection.export:DetectorGraph",
         "plot_history": "headstart.tasks.detection.plots:plot_learning_curves",
     },
 )
