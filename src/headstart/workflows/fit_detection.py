@@ -34,7 +34,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     torch.manual_seed(cfg.train.seed)
     index = load_data(cfg, run, console)
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
-    cfg = resolve_autos(cfg, index, dev, console)
+    cfg = resolve_autos(cfg, index, dev, run, console, verbose)
     cfg, model = build_model(cfg, index, run, console)
     loaders = make_loaders(cfg, index, model, dev, run, verbose)
     try:
@@ -59,9 +59,17 @@ def load_data(cfg: FitConfig, run: RunFolder, console):
     return index
 
 
-def resolve_autos(cfg: FitConfig, index, dev, console) -> FitConfig:
+def resolve_autos(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bool = False) -> FitConfig:
     from headstart.tasks.detection.choices import resolve_choices
 
+    if cfg.model.name == "auto":  # first: a ranking may also choose the input size
+        from headstart.select.auto import choose_detection_backbone
+
+        name, size, reason = choose_detection_backbone(cfg, index, dev, run.path, verbose)
+        update = {"name": name} if cfg.model.image_size is not None or size is None else {"name": name,
+                                                                                        "image_size": size}
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=update)})
+        console.print(reason)
     cfg, reasons = resolve_choices(cfg, index.splits["train"], device_type=dev.device.type)
     for reason in reasons:
         console.print(reason)
@@ -84,12 +92,7 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
         detector_strides,
     )
 
-    name = cfg.model.name
-    if name == "auto":
-        name = "mobilenetv2_100"
-        console.print("model auto: mobilenetv2_100 (the backbone with real ImageNet weights offline that is"
-                      " cheapest per step)")
-    name = check_model_name(name)
+    name = check_model_name(cfg.model.name)  # 'auto' was resolved by resolve_autos
     weights = None
     if cfg.model.pretrained:
         weights = resolve_weights(name, explicit=cfg.model.weights, allow_download=cfg.model.allow_download)
