@@ -8,6 +8,9 @@ from typing import Any
 __all__ = ["choose_by_rank", "choose_detection_backbone", "probe_feature_cache", "QUICK_BUDGET"]
 
 QUICK_BUDGET = "2m"
+# detection's model when nothing can be ranked: (name, reason)
+DETECTION_FALLBACK = ("mobilenetv2_100", "model auto: mobilenetv2_100 (the backbone with real ImageNet weights offline"
+                                         " that is cheapest per step)")
 
 
 def _saved_ranking(cfg, index) -> tuple[Path, Any] | None:
@@ -100,8 +103,7 @@ def choose_detection_backbone(cfg, index, dev, run_dir: Path, verbose: bool) -> 
                 f"model auto: {best['model']} ranked best of {len(table.rows)} backbones with offline weights"
                 f" (quick rank on the boxes of {table.meta['n_images']} training images at {best['image_size']}px,"
                 f" combined score {best['combined']:.2f}; table in {Path(run_dir) / 'rank'}).")
-    return "mobilenetv2_100", None, ("model auto: mobilenetv2_100 (the backbone with real ImageNet weights offline"
-                                     " that is cheapest per step)")
+    return DETECTION_FALLBACK[0], None, DETECTION_FALLBACK[1]
 
 
 def probe_feature_cache(model_name: str, weights, pre, index):

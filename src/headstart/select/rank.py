@@ -150,8 +150,9 @@ def rank(
     dev = resolve_device(device, amp=True, channels_last=True)
     index = _load_index(data, seed)
     train = index.splits["train"]
-    detection = hasattr(index, "layout")  # a DetectionIndex (imported lazily: data.detection is light)
-    if detection:
+    from headstart.data.detection import DetectionIndex
+
+    if isinstance(index, DetectionIndex):
         return _rank_detection(index, data, candidates, image_sizes, dev, t_start=t_start, seconds=seconds,
                                out=out, estimators=estimators, weights=weights, max_images=max_images,
                                batch_size=batch_size, seed=seed, cache_dir=cache_dir, allow_download=allow_download,

@@ -92,7 +92,13 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
         detector_strides,
     )
 
-    name = check_model_name(cfg.model.name)  # 'auto' was resolved by resolve_autos
+    name = cfg.model.name
+    if name == "auto":  # resolve_autos ranks the candidates; a caller that skipped it gets the fallback
+        from headstart.select.auto import DETECTION_FALLBACK
+
+        name, reason = DETECTION_FALLBACK
+        console.print(reason)
+    name = check_model_name(name)
     weights = None
     if cfg.model.pretrained:
         weights = resolve_weights(name, explicit=cfg.model.weights, allow_download=cfg.model.allow_download)
