@@ -12,11 +12,15 @@ candidate.
 
     python benchmarks/detection_data.py --out /tmp/rankdet --n-train 160 --n-val 40 --n-test 80 --image-size 256
     python benchmarks/rank_detection.py --data /tmp/rankdet --phase finetune --truth /tmp/rankdet_truth.json
-    python benchmarks/rank_detection.py --data /tmp/rankdet --phase rank --truth /tmp/rankdet_truth.json \
+    python benchmarks/rank_detection.py --data /tmp/rankdet --phase rank
+    python benchmarks/rank_detection.py --data /tmp/rankdet --phase score --truth /tmp/rankdet_truth.json \
         --results benchmarks/results/rank_detection.json
 
 ``--phase finetune`` appends each fine-tuning run to ``--truth`` as it finishes (a stopped run
-resumes where it was); ``--phase rank`` ranks and scores against it. Needs the real weights
+resumes where it was; two processes with different ``--sizes`` and ``--truth`` files share the
+machine's cores); ``--phase rank`` ranks every candidate into ``--work``/rank (cold feature cache,
+then again from the cache, both timed); ``--phase score`` scores that table against one or more
+comma-separated ``--truth`` files, with rank's cost prorated to the candidates fine-tuned. Needs the real weights
 (``headstart weights fetch mobilenetv2_100 tf_efficientnet_lite0 tf_efficientnet_lite1 tf_efficientnet_lite2``).
 """
 
@@ -123,25 +127,22 @@ def regrets(results: list[dict], keys: list[str]) -> dict[str, float]:
 
 
 def rank_phase(args) -> None:
+    """Rank every candidate (cold feature cache, then again from the cache), timed; the table and
+    the timings go to ``<work>/rank`` for ``--phase score``."""
     import tempfile
 
     import torch
 
-    from headstart.select.combine import combine_scores
     from headstart.select.rank import rank
 
     torch.set_num_threads(1)
-    runs = [r for path in args.truth.split(",") for r in json.loads(Path(path).read_text())["runs"]]
-    truth = {(r["model"], r["image_size"]): r for r in runs}
-    models = [m for m in args.models if any(k[0] == m for k in truth)]
-    sizes = [s for s in args.sizes if any(k[1] == s for k in truth)]
     with tempfile.TemporaryDirectory() as cache:
         t0, c0 = time.perf_counter(), _cpu_s()
         table = rank(
             args.data,
-            candidates=models,
-            image_sizes=sizes,
-            budget="30m",
+            candidates=args.models,
+            image_sizes=args.sizes,
+            budget="60m",
             cache_dir=cache,
             out=Path(args.work) / "rank",
             verbose=False,
@@ -151,15 +152,40 @@ def rank_phase(args) -> None:
         t1, c1 = time.perf_counter(), _cpu_s()
         rank(
             args.data,
-            candidates=models,
-            image_sizes=sizes,
-            budget="30m",
+            candidates=args.models,
+            image_sizes=args.sizes,
+            budget="60m",
             cache_dir=cache,
             out=Path(args.work) / "rank-again",
             verbose=False,
             seed=args.seed,
         )
         cached_s, cached_cpu = time.perf_counter() - t1, _cpu_s() - c1
+    print(table)
+    timing = {
+        "rank_seconds": round(rank_s, 1),
+        "rank_cpu_seconds": round(rank_cpu, 1),
+        "rank_cached_seconds": round(cached_s, 1),
+        "rank_cached_cpu_seconds": round(cached_cpu, 1),
+        "command": "python " + " ".join(sys.argv),
+    }
+    (Path(args.work) / "rank" / "timing.json").write_text(json.dumps(timing))
+    print(timing)
+
+
+def score_phase(args) -> None:
+    """Scores of ``--phase rank`` against the fine-tuned test mAP of ``--truth``."""
+    from headstart.select.combine import combine_scores
+    from headstart.select.report import RankTable
+
+    runs = [r for path in args.truth.split(",") for r in json.loads(Path(path).read_text())["runs"]]
+    truth = {(r["model"], r["image_size"]): r for r in runs}
+    table = RankTable.from_json(Path(args.work) / "rank" / "rank.json")
+    timing = json.loads((Path(args.work) / "rank" / "timing.json").read_text())
+    sizes = sorted({k[1] for k in truth}, reverse=True)
+    rank_s, rank_cpu, cached_s, cached_cpu = (
+        timing[k] for k in ("rank_seconds", "rank_cpu_seconds", "rank_cached_seconds", "rank_cached_cpu_seconds")
+    )
     print(table)
     results = []
     for row in table.rows:
@@ -191,6 +217,7 @@ def rank_phase(args) -> None:
             " --image-size 256",
             f"python benchmarks/rank_detection.py --data {args.data} --phase finetune --truth {args.truth}"
             f" --epochs {args.epochs}",
+            timing["command"],
             "python " + " ".join(sys.argv),
         ],
         "recipe": {
@@ -214,8 +241,10 @@ def rank_phase(args) -> None:
         "rank_cached_cpu_seconds": round(cached_cpu, 1),
         "finetune_seconds": round(fit_s, 1),
         "finetune_cpu_seconds": round(fit_cpu, 1),
-        "cost_fraction": rank_s / fit_s,
-        "cost_fraction_cpu": rank_cpu / fit_cpu,
+        "rank_candidates": len(table.rows),
+        # rank may have scored more candidates than were fine-tuned: its cost is prorated to those
+        "cost_fraction": rank_s * len(results) / len(table.rows) / fit_s,
+        "cost_fraction_cpu": rank_cpu * len(results) / len(table.rows) / fit_cpu,
         "results": sorted(results, key=lambda r: -r["test_map"]),
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=1))
@@ -227,11 +256,11 @@ def rank_phase(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--phase", choices=["finetune", "rank"], required=True)
+    p.add_argument("--phase", choices=["finetune", "rank", "score"], required=True)
     p.add_argument(
         "--truth",
-        required=True,
-        help="fine-tuning results (JSON) written by --phase finetune; to rank, several comma-separated",
+        default="-",
+        help="fine-tuning results (JSON) written by --phase finetune; to score, several comma-separated",
     )
     p.add_argument("--models", default=",".join(MODELS), type=lambda s: s.split(","))
     p.add_argument("--sizes", default=",".join(map(str, SIZES)), type=lambda s: [int(x) for x in s.split(",")])
@@ -241,10 +270,7 @@ def main() -> None:
     p.add_argument("--results", default=None)
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.phase == "finetune":
-        finetune(args)
-    else:
-        rank_phase(args)
+    {"finetune": finetune, "rank": rank_phase, "score": score_phase}[args.phase](args)
 
 
 if __name__ == "__main__":
