@@ -103,11 +103,11 @@ def _scores(results: list[dict], key: str) -> np.ndarray:
     return np.array([r[key] if r.get(key) is not None else np.nan for r in results], dtype=float)
 
 
-def taus(results: list[dict], keys: list[str]) -> dict[str, float]:
-    """Weighted Kendall tau (hyperbolic weights on the top) of each score against test mAP."""
+def taus(results: list[dict], keys: list[str], target: str = "test_map") -> dict[str, float]:
+    """Weighted Kendall tau (hyperbolic weights on the top) of each score against ``target``."""
     from scipy.stats import weightedtau
 
-    truth = np.array([r["test_map"] for r in results])
+    truth = np.array([r[target] for r in results])
     out = {}
     for k in keys:
         vals = _scores(results, k)
@@ -215,8 +215,12 @@ def score_phase(args) -> None:
         "commands": [
             "python benchmarks/detection_data.py --out /tmp/rankdet --n-train 160 --n-val 40 --n-test 80"
             " --image-size 256",
-            f"python benchmarks/rank_detection.py --data {args.data} --phase finetune --truth {args.truth}"
-            f" --epochs {args.epochs}",
+            *(
+                f"python benchmarks/rank_detection.py --data {args.data} --phase finetune --epochs {args.epochs}"
+                f" --sizes {','.join(str(s) for s in sorted({r['image_size'] for r in json.loads(Path(t).read_text())['runs']}))}"
+                f" --truth {t}"
+                for t in args.truth.split(",")
+            ),
             timing["command"],
             "python " + " ".join(sys.argv),
         ],
@@ -234,6 +238,7 @@ def score_phase(args) -> None:
         "n_boxes_ranked": table.rows[0].get("n_boxes") if table.rows else None,
         "tau": taus(results, keys),
         "tau_per_size": per_size,
+        "tau_map50": taus(results, keys, "test_map50"),
         "top1_regret": regrets(results, keys),
         "rank_seconds": round(rank_s, 1),
         "rank_cpu_seconds": round(rank_cpu, 1),
