@@ -92,11 +92,15 @@ def choose_detection_backbone(cfg, index, dev, run_dir: Path, verbose: bool) -> 
                     f" by `headstart rank` ({path}; combined score {row['combined']:.2f}).")
     offline = [c.name for c in candidates(dev.device.type) if has_offline_weights(c.name)]
     if len(offline) >= 2:
+        from headstart.errors import ConfigError
         from headstart.select.rank import rank
 
-        table = rank(index, candidates=offline, image_sizes=None if size is None else [size], budget=QUICK_BUDGET,
-                     out=Path(run_dir) / "rank", seed=cfg.train.seed, device=str(dev.device), max_images=200,
-                     verbose=verbose)
+        try:
+            table = rank(index, candidates=offline, image_sizes=None if size is None else [size],
+                         budget=QUICK_BUDGET, out=Path(run_dir) / "rank", seed=cfg.train.seed, device=str(dev.device),
+                         max_images=200, verbose=verbose)
+        except ConfigError as exc:  # not even one candidate fits the quick budget on this machine
+            return DETECTION_FALLBACK[0], None, f"{DETECTION_FALLBACK[1]}; the quick rank did not run: {exc}"
         if table.rows:
             best = table.best
             return best["model"], best["image_size"], (
