@@ -162,3 +162,21 @@ def test_rank_cli_on_detection_data(env, det_data):
         timeout=300,
     )
     assert bad.returncode != 0 and "image_sizes" in bad.stderr and "'abc'" in bad.stderr
+
+
+def test_quick_rank_over_its_budget_falls_back_with_the_reason(env, det_data, monkeypatch):
+    import headstart.models.zoo as zoo
+    import headstart.select.auto as auto
+    from headstart.data.detection import load_detection_dataset
+    from headstart.engine.device import resolve_device
+
+    monkeypatch.setattr(
+        zoo, "candidates", lambda device="cpu": tuple(zoo.Candidate(n, "", 0.1, 0.0, 64, 64) for n in TINY.split(","))
+    )
+    monkeypatch.setattr(auto, "QUICK_BUDGET", "0.001s")
+    cfg = headstart.build_config(det_data, task="detect", model="auto", image_size=64)
+    name, size, reason = auto.choose_detection_backbone(
+        cfg, load_detection_dataset(det_data), resolve_device("cpu"), env / "run", False
+    )
+    assert (name, size) == ("mobilenetv2_100", None)
+    assert "the quick rank did not run: The budget of 0.001s is too small" in reason
