@@ -239,6 +239,11 @@ def score_phase(args) -> None:
         "tau": taus(results, keys),
         "tau_per_size": per_size,
         "tau_map50": taus(results, keys, "test_map50"),
+        # a fine-tuning that failed outright (mAP 0: the detector never learned boxes) says nothing
+        # about transfer; the agreement without those runs
+        "failed_finetunes": [f"{r['model']}@{r['image_size']}" for r in results if r["test_map"] == 0],
+        "tau_excluding_failed": taus([r for r in results if r["test_map"] > 0], keys),
+        "top1_regret_excluding_failed": regrets([r for r in results if r["test_map"] > 0], keys),
         "top1_regret": regrets(results, keys),
         "rank_seconds": round(rank_s, 1),
         "rank_cpu_seconds": round(rank_cpu, 1),
