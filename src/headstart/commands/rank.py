@@ -14,12 +14,14 @@ def add_parser(sub) -> None:
         help="choose the pretrained model that will transfer best, before fine-tuning",
         description="Score pretrained (model, input size) candidates on DATA with transferability estimators"
         " (LogME, H-score, NLEEP, linear-probe and k-NN accuracy) computed on cached features of a sample of"
-        " the training images, and write rank.json, rank.csv and rank.png. `headstart fit DATA --model auto`"
-        " reuses the ranking.",
+        " the training images, and write rank.json, rank.csv and rank.png. On a detection dataset (COCO, YOLO,"
+        " VOC) the backbones' pyramid features are pooled inside the training boxes (plus background) and a"
+        " stride fit is added. `headstart fit DATA --model auto` reuses the ranking.",
     )
-    p.add_argument("data", metavar="DATA", help="a folder of class subfolders, a folder with train/ val/ [test/], or a CSV")
+    p.add_argument("data", metavar="DATA", help="a folder of class subfolders, a folder with train/ val/ [test/], a CSV, or a detection dataset")
     p.add_argument("--candidates", help="comma-separated timm model names (default: the curated list for the device)")
-    p.add_argument("--image-sizes", help="comma-separated input sizes to try for each model (default: each model's own)")
+    p.add_argument("--image-sizes", help="comma-separated input sizes to try for each model (default: each model's own;"
+                   " for detection, the size fit would choose)")
     p.add_argument("--budget", default="10m", help="time budget: 90s, 10m, 1h30m (default 10m)")
     p.add_argument("--max-images", default=None,
                    help="most training images scored per candidate (default: 10 a class, 200 to 1000)")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["choose_by_rank", "probe_feature_cache", "QUICK_BUDGET"]
+__all__ = ["choose_by_rank", "choose_detection_backbone", "probe_feature_cache", "QUICK_BUDGET"]
 
 QUICK_BUDGET = "2m"
+# detection's model when nothing can be ranked: (name, reason)
+DETECTION_FALLBACK = ("mobilenetv2_100", "model auto: mobilenetv2_100 (the backbone with real ImageNet weights offline"
+                                         " that is cheapest per step)")
 
 
 def _saved_ranking(cfg, index) -> tuple[Path, Any] | None:
@@ -66,6 +69,45 @@ def choose_by_rank(cfg, index, dev, run_dir: Path, verbose: bool) -> tuple[str, 
                 f" {best['combined']:.2f}; table in {Path(run_dir) / 'rank'}).")
     choice = choose_model(len(index.splits["train"]), dev.device.type)
     return choice.name, None, choice.reason
+
+
+def choose_detection_backbone(cfg, index, dev, run_dir: Path, verbose: bool) -> tuple[str, int | None, str]:
+    """(backbone, input size or None, reason) for ``model: auto`` on a detection dataset, by the
+    same rules as :func:`choose_by_rank`: a saved ``headstart rank`` table of this dataset (its
+    best row with offline weights, at the requested input size when one is set); else a quick
+    ranking of the curated candidates with offline weights (at least 2) at the input size fit will
+    use, written to ``<run>/rank``; else mobilenetv2_100, the cheapest backbone per step with real
+    ImageNet weights offline."""
+    from headstart.models.resolve import has_offline_weights
+    from headstart.models.zoo import candidates
+
+    size = cfg.model.image_size
+    saved = _saved_ranking(cfg, index)
+    if saved is not None:
+        path, table = saved
+        for row in table.rows:
+            if has_offline_weights(row["model"]) and size in (None, row["image_size"]):
+                return row["model"], row["image_size"], (
+                    f"model auto: {row['model']} @{row['image_size']}px ranked #{row['rank']} of {len(table.rows)}"
+                    f" by `headstart rank` ({path}; combined score {row['combined']:.2f}).")
+    offline = [c.name for c in candidates(dev.device.type) if has_offline_weights(c.name)]
+    if len(offline) >= 2:
+        from headstart.errors import ConfigError
+        from headstart.select.rank import rank
+
+        try:
+            table = rank(index, candidates=offline, image_sizes=None if size is None else [size],
+                         budget=QUICK_BUDGET, out=Path(run_dir) / "rank", seed=cfg.train.seed, device=str(dev.device),
+                         max_images=200, verbose=verbose)
+        except ConfigError as exc:  # not even one candidate fits the quick budget on this machine
+            return DETECTION_FALLBACK[0], None, f"{DETECTION_FALLBACK[1]}; the quick rank did not run: {exc}"
+        if table.rows:
+            best = table.best
+            return best["model"], best["image_size"], (
+                f"model auto: {best['model']} ranked best of {len(table.rows)} backbones with offline weights"
+                f" (quick rank on the boxes of {table.meta['n_images']} training images at {best['image_size']}px,"
+                f" combined score {best['combined']:.2f}; table in {Path(run_dir) / 'rank'}).")
+    return DETECTION_FALLBACK[0], None, DETECTION_FALLBACK[1]
 
 
 def probe_feature_cache(model_name: str, weights, pre, index):

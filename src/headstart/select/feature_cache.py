@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from headstart._io import atomic_write
 
-__all__ = ["FeatureCache", "BoundFeatureCache", "default_features_dir", "ENV_VAR"]
+__all__ = ["FeatureCache", "BoundFeatureCache", "BoxFeatureCache", "default_features_dir", "ENV_VAR"]
 
 ENV_VAR = "HEADSTART_FEATURES_DIR"
 FORMAT = 1
@@ -171,3 +171,50 @@ class BoundFeatureCache:
             self.model, self.weights_sha256, self.preprocessing, self.samples[kind], compute
         )
         return feats, labels
+
+
+class BoxFeatureCache:
+    """The same design for detection's box-level features (``headstart rank`` on a detection
+    dataset): one safetensors file of named tensors (``features``, ``labels``, ``box_sizes``) per
+    (model, weights sha256, preprocessing, RoI settings) group and image list, the key covering
+    every image's path, size, mtime, boxes, labels and ignore flags. Exact matches only: the
+    RoIs of an image list (its background ones included) are drawn for that list."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser() if root is not None else default_features_dir()
+
+    def _file(self, group: Mapping[str, Any], samples: Sequence[Any]) -> tuple[Path, dict, list]:
+        group = {"format": FORMAT, "kind": "boxes", **dict(group)}
+        rows = []
+        for s in samples:
+            path = os.path.abspath(s.path)
+            try:
+                st = os.stat(path)
+                size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                size, mtime = -1, -1
+            rows.append([path, size, mtime, [list(b) for b in s.boxes], list(s.labels), list(s.ignore)])
+        return self.root / _digest(group)[:32] / f"{_digest(rows)[:40]}.safetensors", group, rows
+
+    def get_or_compute(self, group: Mapping[str, Any], samples: Sequence[Any], compute: Callable[[], dict]):
+        """(``compute()``'s dict of tensors, or the cached one, hit)."""
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file, save_file
+
+        file, group, rows = self._file(group, samples)
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                meta = f.metadata() or {}
+            if json.loads(meta.get("group", "null")) == json.loads(json.dumps(group)) and \
+                    json.loads(meta.get("images", "null")) == rows:
+                return load_file(str(file)), True
+        except (OSError, ValueError, KeyError, SafetensorError):
+            pass  # missing, unreadable or foreign: a miss
+        tensors = {k: v.contiguous().cpu() for k, v in compute().items()}
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            meta = {"group": json.dumps(group, sort_keys=True), "images": json.dumps(rows)}
+            atomic_write(file, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        except OSError:  # the cache is an optimisation: a full or read-only disk must not fail the run
+            pass
+        return tensors, False

@@ -4,6 +4,8 @@ For each candidate: build the model with its offline weights, measure its images
 penultimate features of a stratified sample of the training split (size chosen by the budget) with
 the model's own preprocessing -- through the on-disk :class:`FeatureCache` -- and score them with
 the estimators of :mod:`headstart.select.estimators`; then combine (:mod:`headstart.select.combine`).
+On a detection dataset the features are RoI-pooled inside the training boxes and a stride fit is
+added (:mod:`headstart.select.rank_detection`); the table, files and combination are the same.
 """
 
 from __future__ import annotations
@@ -76,16 +78,17 @@ def _expand(candidates, image_sizes, device_kind: str) -> list[tuple[str, int | 
 
 
 def _load_index(data, seed: int):
+    """A classification :class:`DatasetIndex` or a :class:`DetectionIndex`, from the layout."""
     from headstart.config import DataConfig
+    from headstart.data.detection import DetectionIndex, detect_layout, load_detection_dataset
     from headstart.data.index import DatasetIndex, load_dataset
 
-    if isinstance(data, DatasetIndex):
+    if isinstance(data, (DatasetIndex, DetectionIndex)):
         return data
     if data is None:
         raise ConfigError("The 'data' parameter is required: pass a folder of images or a CSV file.")
-    from headstart.tasks import require_classification_data
-
-    require_classification_data(data, "`headstart rank`")
+    if Path(data).exists() and detect_layout(data) is not None:
+        return load_detection_dataset(data, seed=seed)
     return load_dataset(DataConfig(path=Path(data)), seed=seed)
 
 
@@ -145,9 +148,16 @@ def rank(
     from headstart.engine.device import resolve_device
 
     dev = resolve_device(device, amp=True, channels_last=True)
-    pairs = _expand(candidates, image_sizes, dev.device.type)
     index = _load_index(data, seed)
     train = index.splits["train"]
+    from headstart.data.detection import DetectionIndex
+
+    if isinstance(index, DetectionIndex):
+        return _rank_detection(index, data, candidates, image_sizes, dev, t_start=t_start, seconds=seconds,
+                               out=out, estimators=estimators, weights=weights, max_images=max_images,
+                               batch_size=batch_size, seed=seed, cache_dir=cache_dir, allow_download=allow_download,
+                               store_root=store_root, verbose=verbose)
+    pairs = _expand(candidates, image_sizes, dev.device.type)
     if index.num_classes < 2 or len({s.label for s in train}) < 2:
         raise DataError(
             f"Ranking needs at least 2 classes; the dataset {str(index.root)!r} has"
@@ -164,12 +174,47 @@ def rank(
         batch_size=batch_size, seed=seed, dev=dev, cache_dir=cache_dir, allow_download=allow_download,
         store_root=store_root, verbose=verbose,
     )
+    return _finish(rows, skipped, meta, index, data, out=out, estimators=estimators, weights=weights, seed=seed,
+                   seconds=seconds, dev=dev, t_start=t_start, verbose=verbose)
+
+
+def _rank_detection(index, data, candidates, image_sizes, dev, *, t_start, seconds, out, estimators, weights,
+                    max_images, batch_size, seed, cache_dir, allow_download, store_root, verbose) -> RankTable:
+    from headstart.models.zoo import candidates as zoo_candidates
+    from headstart.models.zoo import check_model_name
+    from headstart.select.rank_detection import DETECTION_WEIGHTS, detection_pairs, run_detection_candidates
+
+    train = index.splits["train"]
+    if not any(not ign for s in train for ign in s.ignore):
+        raise DataError(f"Ranking detection backbones needs boxes; the training split of {str(index.root)!r} has"
+                        " none. Annotate some objects first (see `headstart doctor DATA`).")
+    names = _parse_list("candidates", candidates, check_model_name) or [c.name for c in zoo_candidates(dev.device.type)]
+    pairs = detection_pairs(names, _parse_list("image_sizes", image_sizes, _image_size), train, dev.device.type)
+    if max_images is None:
+        max_images = default_max_images(index.num_classes)
+    rows, skipped, meta = run_detection_candidates(
+        index, pairs, estimators=estimators, budget_s=seconds, t_start=t_start, max_images=max_images,
+        batch_size=batch_size, seed=seed, dev=dev, cache_dir=cache_dir, allow_download=allow_download,
+        store_root=store_root, verbose=verbose,
+    )
+    meta["task"] = "detect"
+    return _finish(rows, skipped, meta, index, data, out=out, estimators=estimators,
+                   weights=DETECTION_WEIGHTS if weights is None else weights, seed=seed, seconds=seconds, dev=dev,
+                   t_start=t_start, verbose=verbose, detection=True)
+
+
+def _finish(rows, skipped, meta, index, data, *, out, estimators, weights, seed, seconds, dev, t_start, verbose,
+            detection: bool = False) -> RankTable:
+    """Combine, sort, write rank.json / rank.csv / rank.png and print the table."""
     from headstart.select.combine import combine_scores, relative_accuracy
 
+    train = index.splits["train"]
     if rows:
-        combined = combine_scores([{e: r[e] for e in estimators} for r in rows], weights)
-        rel = relative_accuracy([r.get("linear_probe", math.nan) for r in rows]) if "linear_probe" in estimators \
-            else [math.nan] * len(rows)
+        extra = ("stride_fit",) if detection else ()
+        combined = combine_scores([{e: r[e] for e in (*estimators, *extra)} for r in rows], weights)
+        # the probe's accuracy predicts classification accuracy; for boxes it would mislead
+        rel = relative_accuracy([r.get("linear_probe", math.nan) for r in rows]) \
+            if "linear_probe" in estimators and not detection else [math.nan] * len(rows)
         for r, c, a in zip(rows, combined, rel):
             r["combined"], r["predicted_relative_accuracy"] = c, (a if math.isfinite(a) else None)
             r["imagenet_top1"] = _top1(r["model"])
@@ -205,13 +250,16 @@ def rank(
             size = f" @{s['image_size']}px" if s.get("image_size") else ""
             console.print(f"[yellow]skipped[/] {s['model']}{size}: {s['reason']}")
         best, fast = table.best, table.best_per_second
-        if best:
+        if best and detection:
+            console.print(f"best: {best['model']} @{best['image_size']}px. Written to {out_dir}/rank.json, rank.csv,"
+                          f" rank.png in {meta['wall_s']:.0f}s.")
+        elif best and fast:
             console.print(f"best accuracy: {best['model']} @{best['image_size']}px; best accuracy per second:"
                           f" {fast['model']} @{fast['image_size']}px. Written to {out_dir}/rank.json, rank.csv, rank.png"
                           f" in {meta['wall_s']:.0f}s.")
     return table
 
 
-_ROW_ORDER = ["rank", "model", "image_size", "logme", "hscore", "nleep", "linear_probe", "knn", "combined",
-              "predicted_relative_accuracy", "images_per_s", "params_m", "imagenet_top1", "feature_dim",
-              "n_images", "seconds", "cache_hit"]
+_ROW_ORDER = ["rank", "model", "image_size", "logme", "hscore", "nleep", "linear_probe", "knn", "stride_fit",
+              "small_boxes", "combined", "predicted_relative_accuracy", "images_per_s", "params_m", "imagenet_top1",
+              "feature_dim", "n_images", "n_boxes", "n_background", "seconds", "cache_hit"]

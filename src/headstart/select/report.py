@@ -13,17 +13,19 @@ from headstart._io import atomic_write, atomic_write_json, atomic_write_text
 
 __all__ = ["RankTable", "COLUMNS"]
 
-COLUMNS = ["rank", "model", "image_size", "logme", "hscore", "nleep", "linear_probe", "knn", "combined",
-           "predicted_relative_accuracy", "images_per_s", "params_m", "imagenet_top1", "n_images",
-           "seconds", "cache_hit"]
+COLUMNS = ["rank", "model", "image_size", "logme", "hscore", "nleep", "linear_probe", "knn", "stride_fit",
+           "small_boxes", "combined", "predicted_relative_accuracy", "images_per_s", "params_m", "imagenet_top1",
+           "n_images", "n_boxes", "seconds", "cache_hit"]
 
 
 _SHORT = {"rank": "#", "image_size": "size", "logme": "LogME", "hscore": "H-score", "nleep": "NLEEP",
           "linear_probe": "probe", "knn": "kNN", "predicted_relative_accuracy": "rel acc",
-          "images_per_s": "img/s", "params_m": "params", "imagenet_top1": "IN top-1", "seconds": "s"}
+          "images_per_s": "img/s", "params_m": "params", "imagenet_top1": "IN top-1", "seconds": "s",
+          "stride_fit": "stride fit", "small_boxes": "< stride"}
 # Left out first when a terminal is too narrow: the ranking, the model, its size, the combined
 # score, the predicted relative accuracy and images/s stay; the combined score's parts go last.
-_DROP_ORDER = ["seconds", "nleep", "hscore", "imagenet_top1", "params_m", "logme", "knn", "linear_probe"]
+_DROP_ORDER = ["seconds", "nleep", "hscore", "imagenet_top1", "params_m", "small_boxes", "logme", "knn",
+               "linear_probe", "stride_fit"]
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -112,7 +114,7 @@ class RankTable:
 
         # floats other than these show 3 decimals; ints and text as they are
         fmt = {"params_m": "{:.2f}M", "images_per_s": "{:.0f}", "imagenet_top1": "{:.1f}", "seconds": "{:.1f}"}
-        cols = [c for c in self.columns() if c not in ("cache_hit", "n_images")]
+        cols = [c for c in self.columns() if c not in ("cache_hit", "n_images", "n_boxes")]
         cells = {c: [_cell(r.get(c), fmt.get(c, "{:.3f}")) for r in self.rows] for c in cols}
         headers = {c: _SHORT.get(c, c.replace("_", " ")) for c in cols}
         dropped = []
@@ -123,7 +125,9 @@ class RankTable:
                 cols.remove(c)
                 dropped.append(headers[c])
         caption = f"not shown for width: {', '.join(dropped)} (see rank.csv)" if dropped else None
-        table = Table(title=f"headstart rank ({self.meta.get('n_images', '?')} images per candidate)", caption=caption)
+        boxes = self.rows[0].get("n_boxes") if self.rows else None
+        what = f"{self.meta.get('n_images', '?')} images" + (f", {boxes} boxes" if boxes is not None else "")
+        table = Table(title=f"headstart rank ({what} per candidate)", caption=caption)
         for c in cols:
             table.add_column(headers[c], justify="left" if c == "model" else "right", no_wrap=c == "model")
         for i in range(len(self.rows)):

@@ -42,7 +42,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     # several processes: rank 0 reads and checks the annotations, writes the run folder (as classification)
     index = distributed.on_main(lambda: load_data(cfg, run, console))
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
-    cfg = resolve_autos(cfg, index, dev, console)
+    cfg = resolve_autos(cfg, index, dev, run, console, verbose)
     cfg, model = build_model(cfg, index, run, console)
     loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
@@ -69,9 +69,17 @@ def load_data(cfg: FitConfig, run: RunFolder, console):
     return index
 
 
-def resolve_autos(cfg: FitConfig, index, dev, console) -> FitConfig:
+def resolve_autos(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bool = False) -> FitConfig:
     from headstart.tasks.detection.choices import resolve_choices
 
+    if cfg.model.name == "auto":  # first: a ranking may also choose the input size
+        from headstart.select.auto import choose_detection_backbone
+
+        name, size, reason = choose_detection_backbone(cfg, index, dev, run.path, verbose)
+        update = {"name": name} if cfg.model.image_size is not None or size is None else {"name": name,
+                                                                                        "image_size": size}
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=update)})
+        console.print(reason)
     cfg, reasons = resolve_choices(cfg, index.splits["train"], device_type=dev.device.type)
     for reason in reasons:
         console.print(reason)
@@ -95,10 +103,11 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
     )
 
     name = cfg.model.name
-    if name == "auto":
-        name = "mobilenetv2_100"
-        console.print("model auto: mobilenetv2_100 (the backbone with real ImageNet weights offline that is"
-                      " cheapest per step)")
+    if name == "auto":  # resolve_autos ranks the candidates; a caller that skipped it gets the fallback
+        from headstart.select.auto import DETECTION_FALLBACK
+
+        name, reason = DETECTION_FALLBACK
+        console.print(reason)
     name = check_model_name(name)
     weights = None
     if cfg.model.pretrained:
