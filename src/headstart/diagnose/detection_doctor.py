@@ -45,11 +45,14 @@ def _detector_geometry(index, run, image_size: int | None, backbone: str | None)
     """(input size, detector, strides, anchor sizes or None, aspect ratios or None) the run used,
     or, for a dataset, what `headstart fit` would choose on this machine."""
     from headstart.tasks.detection.models import DetectorSpec, default_anchor_sizes, detector_strides
+    from headstart.tasks.detection.yolo import is_yolo
 
     if run is not None and (run / "model" / "model.json").is_file():
         model = json.loads((run / "model" / "model.json").read_text(encoding="utf-8"))
         spec = DetectorSpec.from_dict(model["detector"])
         size = image_size or spec.image_size
+        if is_yolo(spec.detector):  # anchor-free heads on P3-P5 (strides 8, 16, 32); no timm backbone
+            return size, spec.detector, (8, 16, 32), None, None
         strides = detector_strides(spec.backbone, spec.out_indices, spec.detector)
         if spec.detector == "fcos":
             return size, spec.detector, strides, None, None
