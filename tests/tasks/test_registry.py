@@ -76,14 +76,11 @@ def test_predict_export_report_doctor_dispatch_on_the_task(tmp_path, bare_task):
         doctor(run, level="quick")
 
 
-def test_classification_only_commands_refuse_a_detection_dataset(tmp_path):
+def test_detection_datasets_reach_doctor_and_rank(tmp_path):
+    """rank and doctor have detection parts now (tests/select/test_rank_detection.py,
+    tests/diagnose/test_detection_doctor.py): neither refuses a detection dataset."""
     from headstart.diagnose import doctor
-    from headstart.select.rank import rank
     from tests.data.detection.conftest import standard_images, write_coco
 
     data = write_coco(tmp_path / "coco", standard_images(), ["cat", "dog", "bird"]) or tmp_path / "coco"
-    message = r"works on classification datasets in this version; .* is a coco detection dataset"
-    with pytest.raises(UnsupportedForTask, match=r"`headstart rank` " + message):
-        rank(data, candidates="test_resnet", verbose=False)
-    # the doctor has detection checks (tests/diagnose/test_detection_doctor.py)
     assert all(f.severity in ("high", "medium", "low", "info") for f in doctor(data, level="quick"))
