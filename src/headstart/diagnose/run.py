@@ -185,7 +185,8 @@ def _run_findings(run, cfg, index, arch: str) -> list[Finding]:
     t = cfg.train
     strategy = t.strategy if t.strategy != "auto" else "lp-ft"
     default = default_lr(strategy, t.batch_size, t.optimizer)
-    out += rc.check_lr_too_high(history, t.lr, default)
+    # config.yaml holds the resolved values that ran (fit writes every auto decided)
+    out += rc.check_lr_too_high(history, t.lr, default, strategy=strategy, freeze_bn=t.freeze_bn)
     out += rc.check_lr_too_low(history, t.lr, default)
     out += rc.check_fit_quality(history, len(index.classes))
     out += rc.check_batchnorm(t.batch_size, strategy, t.freeze_bn, _count_batchnorm(arch))
