@@ -132,7 +132,8 @@ def test_a_jump_at_the_lp_ft_hand_over_with_the_default_lr_is_not_called_an_lr_p
     assert "--lr 1.0e-04" not in found[0].fix and "(the default)" not in found[0].fix and "3.3e-05" in found[0].fix
     # BN already frozen: that remedy is not offered again
     frozen = rc.check_lr_too_high(probe + ft, lr=1e-4, default=1e-4, strategy="lp-ft", freeze_bn=True)
-    assert "freeze_bn" not in frozen[0].fix
+    assert "freeze_bn" not in frozen[0].fix and "train mode" not in frozen[0].evidence
+    assert "BatchNorm in train mode" in found[0].evidence
     # the same jump with an LR far above the default is an LR problem, and the advice is the default
     high = rc.check_lr_too_high(probe + ft, lr=1e-2, default=1e-4, strategy="lp-ft")
     assert [f.check for f in high] == ["lr-too-high"] and "`--lr 1.0e-04` (the run used 1.0e-02)" in high[0].fix

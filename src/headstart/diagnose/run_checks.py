@@ -173,8 +173,8 @@ def _handover_finding(handover: tuple[float, float], ft, lr: float | None, freez
         f"The train loss jumps from {last_probe:.3f} at the end of the linear probe to {first_ft:.3f} in the first"
         " fine-tuning epoch and then " + ("recovers" if recovered else "stays higher than the probe's") +
         ": the probed head was fit on un-augmented features with BatchNorm in eval mode, and fine-tuning shows it"
-        " augmented crops with BatchNorm in train mode (history.csv). With no later spike and the LR not above"
-        " its default, this is the hand-over, not the learning rate.",
+        " augmented crops" + ("" if freeze_bn else " with BatchNorm in train mode") + " (history.csv). With no later"
+        " spike and the LR not above its default, this is the hand-over, not the learning rate.",
         "; ".join(remedies) + ".",
         {"last_probe_loss": last_probe, "first_finetune_loss": first_ft, "recovered": recovered, "lr": lr},
     )
