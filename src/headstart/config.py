@@ -165,8 +165,8 @@ class TrainConfig(_Section):
     """The fine-tuning plan, one of the task's (checked when the run starts). classify: linear-probe
     trains the head on cached backbone features; full trains everything; lp-ft does a linear probe
     first, then fine-tunes everything at a lower LR (Kumar et al. 2022) with BatchNorm frozen as the probe
-    saw it; auto picks from the dataset size: linear-probe under 200 training images, full from 200 on
-    (measured against lp-ft in BENCHMARKS.md, "Classification defaults"). detect: head trains
+    saw it (train.freeze_bn auto); auto picks from the dataset size: linear-probe under 200 training
+    images, lp-ft up to 20k, full above. detect: head trains
     the new neck and heads on a frozen backbone; full trains everything; head-ft (auto) does head,
     then everything with the backbone at a lower LR (detect.backbone_lr_ratio)."""
     epochs: int | None = Field(None, ge=1, json_schema_extra=_cli(

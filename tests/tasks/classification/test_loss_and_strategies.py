@@ -41,8 +41,7 @@ def test_balanced_class_weights_match_sklearn_rule():
 
 def test_strategy_auto_rule_and_plan():
     assert resolve_strategy("auto", 100) == "linear-probe"
-    # issue 15: full fine-tuning beat lp-ft on the design datasets (BENCHMARKS.md), so auto no longer picks lp-ft
-    assert resolve_strategy("auto", 200) == "full" and resolve_strategy("auto", 1000) == "full"
+    assert resolve_strategy("auto", 1000) == "lp-ft"
     assert resolve_strategy("auto", 50_000) == "full"
     assert resolve_strategy("auto", 100, pretrained=False) == "full"
     assert resolve_strategy("full", 10) == "full"
