@@ -126,7 +126,7 @@ class ModelConfig(_Section):
     """Allow downloading weights from the model hubs when none are found offline."""
     image_size: int | None = Field(None, ge=16, le=2048, json_schema_extra=_cli(
         "--image-size", help="input size in px (classify default: from the images, see the README)"))
-    """Input size in pixels. classify default: from the data, 3x the images' median short side, at least
+    """Input size in pixels. classify default: from the data, 2x the images' median short side, at least
     96 px, rounded up to a multiple of 32, at most the model's pretrained_cfg size
     (headstart.data.input_size); the choice and its reason are printed and saved in config.yaml."""
     drop_rate: float = Field(0.0, ge=0, lt=1)

@@ -10,9 +10,9 @@ from headstart.data.validate import median_short_side
 
 @pytest.mark.parametrize(
     ("short", "expected"),
-    [(8, 96), (28, 96), (32, 96), (40, 128), (50, 160), (64, 192), (75, 224), (500, 224)],
+    [(8, 96), (28, 96), (32, 96), (40, 96), (50, 128), (64, 128), (75, 160), (112, 224), (500, 224)],
 )
-def test_the_rule_three_times_the_short_side_floor_96_multiple_of_32_capped_at_pretrained(short, expected):
+def test_the_rule_twice_the_short_side_floor_96_multiple_of_32_capped_at_pretrained(short, expected):
     size, reason = input_size_for_data(224, short)
     assert size == expected
     assert f"median short side {short}px" in reason

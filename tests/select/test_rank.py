@@ -179,7 +179,7 @@ def test_default_sample_is_ten_a_class_between_200_and_1000(classes, expected):
 
 
 def test_without_sizes_each_candidate_gets_the_size_fit_would_choose(store_env, tmp_path):
-    # 20 px images, models pretrained at 160 px: fit's rule gives 3 x 20 = 60 -> the floor, 96
+    # 20 px images, models pretrained at 160 px: fit's rule gives 2 x 20 = 40 -> the floor, 96
     folder = write_synthetic_folder(tmp_path / "small", {"a": 12, "b": 12}, size=20)
     table = _rank(folder, tmp_path / "r", candidates="test_resnet", image_sizes=None)
     assert [(r["model"], r["image_size"]) for r in table.rows] == [("test_resnet", 96)]

@@ -16,7 +16,7 @@ __all__ = ["SIZE_FLOOR", "SIZE_PER_NATIVE_PX", "SIZE_MULTIPLE", "input_size_for_
 
 SIZE_FLOOR = 96
 """Smallest input chosen: below it the backbone's 32x downsampling leaves a 2x2 feature map."""
-SIZE_PER_NATIVE_PX = 3
+SIZE_PER_NATIVE_PX = 2
 """Input pixels per native pixel of the median image's short side."""
 SIZE_MULTIPLE = 32
 """The total stride of the usual CNN backbones: a multiple keeps every feature map whole."""
