@@ -119,3 +119,16 @@ def test_python_resume_refuses_arguments_it_would_ignore(image_folder, weights_e
     with pytest.raises(ConfigError, match=r"The 'resume' parameter continues the run in .* with its saved config.yaml,"
                                           r" so these arguments would be ignored: lr=0.5"):
         headstart.fit(out=out, resume=True, lr=0.5, verbose=False)
+
+
+def test_fit_chooses_the_input_size_from_the_images_and_records_it(image_folder, weights_env, tmp_path, capsys):
+    # 40 px images, test_resnet pretrained at 160 px: 2 x 40 = 80, raised to the floor, 96
+    out = tmp_path / "run"
+    fast = {**FAST, "epochs": 1, "probe_epochs": 1}
+    del fast["image_size"]
+    result = headstart.fit(image_folder, strategy="full", out=out, verbose=True, **fast)
+    assert result.config.model.image_size == 96
+    assert headstart.build_config(config=out / "config.yaml").model.image_size == 96
+    assert json.loads((out / "model/preprocessing.json").read_text())["input_size"] == 96
+    printed = capsys.readouterr().err
+    assert "input size auto: 96px, 2x the images' median short side 40px, at least 96px" in printed

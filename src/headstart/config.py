@@ -124,8 +124,11 @@ class ModelConfig(_Section):
     """Start from pretrained weights; false trains from random initialisation (a baseline)."""
     allow_download: bool = Field(False, json_schema_extra=_cli("--allow-download"))
     """Allow downloading weights from the model hubs when none are found offline."""
-    image_size: int | None = Field(None, ge=16, le=2048, json_schema_extra=_cli("--image-size"))
-    """Input size in pixels (default: the model's pretrained_cfg)."""
+    image_size: int | None = Field(None, ge=16, le=2048, json_schema_extra=_cli(
+        "--image-size", help="input size in px (classify default: from the images, see the README)"))
+    """Input size in pixels. classify default: from the data, 2x the images' median short side, at least
+    96 px, rounded up to a multiple of 32, at most the model's pretrained_cfg size
+    (headstart.data.input_size); the choice and its reason are printed and saved in config.yaml."""
     drop_rate: float = Field(0.0, ge=0, lt=1)
     """Dropout before the classifier."""
 
@@ -163,8 +166,9 @@ class TrainConfig(_Section):
         help="auto (default), or for classify linear-probe, full, lp-ft; for detect head, full, head-ft"))
     """The fine-tuning plan, one of the task's (checked when the run starts). classify: linear-probe
     trains the head on cached backbone features; full trains everything; lp-ft does a linear probe
-    first, then fine-tunes everything at a lower LR (Kumar et al. 2022); auto picks from the dataset
-    size: linear-probe under 200 training images, lp-ft up to 20k, full above. detect: head trains
+    first, then fine-tunes everything at a lower LR (Kumar et al. 2022) with BatchNorm frozen as the probe
+    saw it (train.freeze_bn auto); auto picks from the dataset size: linear-probe under 200 training
+    images, lp-ft up to 20k, full above. detect: head trains
     the new neck and heads on a frozen backbone; full trains everything; head-ft (auto) does head,
     then everything with the backbone at a lower LR (detect.backbone_lr_ratio)."""
     epochs: int | None = Field(None, ge=1, json_schema_extra=_cli(
@@ -197,8 +201,10 @@ class TrainConfig(_Section):
     layer_decay: float | None = Field(None, gt=0, le=1, json_schema_extra=_cli("--layer-decay"))
     """Layer-wise LR decay (timm group_matcher): each block gets this factor times the next one's
     (default: off)."""
-    freeze_bn: bool = False
-    """Keep BatchNorm statistics frozen while fine-tuning (helps with tiny batches)."""
+    freeze_bn: bool | None = None
+    """Keep BatchNorm in eval mode (statistics frozen) while fine-tuning. Default (null, auto): on after
+    lp-ft's probe, so fine-tuning starts from the features the probed head was fit on (measured in
+    BENCHMARKS.md, "Classification defaults"); off otherwise. Helps with tiny batches too."""
     patience: int | None = Field(5, ge=1, json_schema_extra=_cli("--patience"))
     """Early stopping: epochs without improvement of ``monitor``; null disables."""
     monitor: str = Field("auto", json_schema_extra=_cli(

@@ -116,3 +116,35 @@ def test_cli_doctor_json_and_errors(run_dir):
     bad = subprocess.run([sys.executable, "-m", "headstart", "doctor", str(run_dir), "--format", "xml"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "format" in bad.stderr and "xml" in bad.stderr
+
+
+def test_a_jump_at_the_lp_ft_hand_over_with_the_default_lr_is_not_called_an_lr_problem():
+    # the run: the probe ends at 0.654, the first fine-tuning epoch at 1.499, then recovers;
+    # the LR that ran is the default, so advising it (or calling it "the default") would point back at the run
+    probe = [_row(i + 1, "probe", 1.2 - 0.2 * i, 0.7 + 0.1 * i, 0.9, 0.8) for i in range(3)]
+    ft = [_row(4, "finetune", 1.499, 0.60, 0.95, 0.75), _row(5, "finetune", 0.9, 0.8, 0.7, 0.8),
+          _row(6, "finetune", 0.6, 0.9, 0.6, 0.84)]
+    probe[-1]["train_loss"] = 0.654
+    found = rc.check_lr_too_high(probe + ft, lr=1e-4, default=1e-4, strategy="lp-ft")
+    assert [f.check for f in found] == ["lp-ft-handover"]
+    assert "0.654" in found[0].evidence and "1.499" in found[0].evidence and found[0].severity == "low"
+    assert "--strategy full" in found[0].fix and "train.freeze_bn=true" in found[0].fix
+    assert "--lr 1.0e-04" not in found[0].fix and "(the default)" not in found[0].fix and "3.3e-05" in found[0].fix
+    # BN already frozen: that remedy is not offered again
+    frozen = rc.check_lr_too_high(probe + ft, lr=1e-4, default=1e-4, strategy="lp-ft", freeze_bn=True)
+    assert "freeze_bn" not in frozen[0].fix and "train mode" not in frozen[0].evidence
+    assert "BatchNorm in train mode" in found[0].evidence
+    # the same jump with an LR far above the default is an LR problem, and the advice is the default
+    high = rc.check_lr_too_high(probe + ft, lr=1e-2, default=1e-4, strategy="lp-ft")
+    assert [f.check for f in high] == ["lr-too-high"] and "`--lr 1.0e-04` (the run used 1.0e-02)" in high[0].fix
+
+
+def test_lr_advice_never_repeats_the_lr_that_ran():
+    spikes = _healthy()[:3] + [_row(4, "finetune", 0.8, 0.7, 0.8, 0.7), _row(5, "finetune", 2.0, 0.4, 1.8, 0.45),
+                               _row(6, "finetune", 1.5, 0.5, 1.4, 0.55)]
+    found = rc.check_lr_too_high(spikes, lr=1e-4, default=1e-4, strategy="lp-ft")
+    assert found[0].check == "lr-too-high" and "`--lr 3.3e-05` (the run used 1.0e-04)" in found[0].fix
+    assert "(the default)" not in found[0].fix and found[0].data["proposed_lr"] < 1e-4
+    flat = [_row(i + 1, "finetune", 1.386 - 0.001 * i, 0.25, 1.39, 0.25) for i in range(5)]
+    low = rc.check_lr_too_low(flat, lr=2e-4, default=2e-4)[0]
+    assert "--lr 6.0e-04" in low.fix and "the run used 2.0e-04" in low.fix

@@ -134,6 +134,19 @@ def test_freeze_bn_keeps_running_statistics():
     assert not torch.equal(bn2.running_mean, before2)
 
 
+def test_freeze_bn_auto_freezes_batchnorm_after_a_probe_only():
+    def bn_moves(strategy):
+        trainer, _ = make_trainer(strategy, epochs=1, probe_epochs=1, freeze_bn=None)
+        bn = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        before = bn.running_mean.clone()
+        trainer.fit()
+        return not torch.equal(bn.running_mean, before)
+
+    # lp-ft: fine-tuning sees BatchNorm as the probe did (eval mode, pretrained statistics)
+    assert not bn_moves("lp-ft")
+    assert bn_moves("full")
+
+
 def test_nan_loss_raises_training_diverged(monkeypatch):
     trainer, _ = make_trainer("full", epochs=1)
     monkeypatch.setattr(trainer.task.loss_fn, "forward", lambda logits, target, smoothing=True: logits.sum() * float("nan"))

@@ -176,3 +176,10 @@ def test_cli(store_env, image_folder, tmp_path):
 @pytest.mark.parametrize("classes, expected", [(2, 200), (10, 200), (50, 500), (100, 1000), (500, 1000)])
 def test_default_sample_is_ten_a_class_between_200_and_1000(classes, expected):
     assert default_max_images(classes) == expected
+
+
+def test_without_sizes_each_candidate_gets_the_size_fit_would_choose(store_env, tmp_path):
+    # 20 px images, models pretrained at 160 px: fit's rule gives 2 x 20 = 40 -> the floor, 96
+    folder = write_synthetic_folder(tmp_path / "small", {"a": 12, "b": 12}, size=20)
+    table = _rank(folder, tmp_path / "r", candidates="test_resnet", image_sizes=None)
+    assert [(r["model"], r["image_size"]) for r in table.rows] == [("test_resnet", 96)]

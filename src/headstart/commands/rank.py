@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("data", metavar="DATA", help="a folder of class subfolders, a folder with train/ val/ [test/], a CSV, or a detection dataset")
     p.add_argument("--candidates", help="comma-separated timm model names (default: the curated list for the device)")
-    p.add_argument("--image-sizes", help="comma-separated input sizes to try for each model (default: each model's own;"
-                   " for detection, the size fit would choose)")
+    p.add_argument("--image-sizes", help="comma-separated input sizes to try for each model"
+                   " (default: the one fit would choose from the images or, for detection, from the boxes)")
     p.add_argument("--budget", default="10m", help="time budget: 90s, 10m, 1h30m (default 10m)")
     p.add_argument("--max-images", default=None,
                    help="most training images scored per candidate (default: 10 a class, 200 to 1000)")

@@ -18,6 +18,7 @@ from headstart.data.validate import (
     check_split_classes,
     check_structure,
     format_file_list,
+    median_short_side,
 )
 from headstart.errors import DataError, DatasetNotFoundError
 
@@ -25,10 +26,11 @@ __all__ = ["Sample", "DatasetIndex", "load_dataset"]
 
 
 def _drop_unreadable(
-    splits: dict[str, list[Sample]], cfg, progress: bool
+    splits: dict[str, list[Sample]], cfg, progress: bool, sizes: list[tuple[int, int]] | None = None
 ) -> tuple[dict[str, list[Sample]], list[tuple[Path, str]], list[tuple[Path, tuple[int, int]]]]:
     paths = [s.path for samples in splits.values() for s in samples]
-    unreadable, too_small = check_images(paths, min_image_size=cfg.min_image_size, strict=cfg.strict, progress=progress)
+    unreadable, too_small = check_images(paths, min_image_size=cfg.min_image_size, strict=cfg.strict, progress=progress,
+                                         sizes=sizes)
     bad = {p for p, _ in unreadable}
     kept = {split: [s for s in samples if s.path not in bad] for split, samples in splits.items()}
     return kept, unreadable, too_small
@@ -56,9 +58,11 @@ def _check_classes_left(splits: dict[str, list[Sample]], classes: list[str], ski
 
 def _from_split_file(cfg, split_file: Path, progress: bool) -> DatasetIndex:
     index = load_split(split_file, root=None if _stored_root_exists(split_file) else _cfg_root(cfg))
-    splits, unreadable, too_small = _drop_unreadable(index.splits, cfg, progress)
+    sizes: list[tuple[int, int]] = []
+    splits, unreadable, too_small = _drop_unreadable(index.splits, cfg, progress, sizes)
     _check_classes_left(splits, index.classes, unreadable)
     index.splits, index.skipped, index.too_small = splits, unreadable, too_small
+    index.median_short_side = median_short_side(sizes)
     index.notes.append(f"Split reused from {split_file}.")
     return index
 
@@ -103,7 +107,8 @@ def load_dataset(cfg, seed: int = 0, split_file: str | Path | None = None, *, pr
         paths = [s.path for v in raw.values() for s in v]
         missing = [(p, "does not exist") for p in paths if not p.is_file()]
         _raise_if_all_missing(missing, len(paths), str(found.source))
-    raw, unreadable, too_small = _drop_unreadable(raw, cfg, progress)
+    sizes: list[tuple[int, int]] = []
+    raw, unreadable, too_small = _drop_unreadable(raw, cfg, progress, sizes)
     _check_classes_left(raw, classes, unreadable)
 
     provided = [s for s in SPLIT_NAMES if s in raw]
@@ -156,4 +161,5 @@ def load_dataset(cfg, seed: int = 0, split_file: str | Path | None = None, *, pr
         too_small=too_small,
         notes=notes,
         seed=carved_seed,
+        median_short_side=median_short_side(sizes),
     )

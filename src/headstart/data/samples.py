@@ -43,6 +43,9 @@ class DatasetIndex:
     """Decisions taken on the user's behalf (split fallbacks, classes missing from a split)."""
     seed: int | None = None
     """Seed of the split (``None`` when the splits all came with the dataset)."""
+    median_short_side: int | None = None
+    """Median shorter side (px) of the readable images, measured while checking them (the input
+    size rule, :func:`headstart.data.transforms.input_size_for_data`); ``None`` when not measured."""
 
     @property
     def num_classes(self) -> int:
@@ -66,6 +69,7 @@ class DatasetIndex:
             skipped=list(self.skipped),
             too_small=list(self.too_small),
             notes=list(self.notes),
+            median_short_side=self.median_short_side,
         )
 
     def fingerprint(self) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "DataSummary",
     "check_structure",
     "check_images",
+    "median_short_side",
     "check_split_classes",
     "format_file_list",
 ]
@@ -93,8 +94,12 @@ def check_images(
     strict: bool = False,
     progress: bool = False,
     num_threads: int | None = None,
+    sizes: list[tuple[int, int]] | None = None,
 ) -> tuple[list[tuple[Path, str]], list[tuple[Path, tuple[int, int]]]]:
     """Decode every image once; return ``(unreadable, too_small)``.
+
+    ``sizes``, when given, receives the ``(width, height)`` of every readable image (for the
+    native resolution of the dataset, :func:`median_short_side`).
 
     ``unreadable`` lists ``(file, reason)``; with ``strict=True`` any unreadable file raises a
     :class:`~headstart.errors.DataError` that lists them instead. ``too_small`` lists ``(file,
@@ -120,6 +125,8 @@ def check_images(
         for p, (size, _) in zip(paths, results, strict=True)
         if size is not None and min(size) < min_image_size
     ]
+    if sizes is not None:
+        sizes.extend(size for size, _ in results if size is not None)
     if strict and unreadable:
         raise DataError(
             f"{len(unreadable)} image(s) cannot be read (data.strict is on):\n"
@@ -127,6 +134,14 @@ def check_images(
             " off to skip and list them instead."
         )
     return unreadable, too_small
+
+
+def median_short_side(sizes: Sequence[tuple[int, int]]) -> int | None:
+    """The median of the shorter side over ``(width, height)`` pairs; ``None`` for none."""
+    if not sizes:
+        return None
+    shorts = sorted(min(w, h) for w, h in sizes)
+    return int(shorts[len(shorts) // 2])
 
 
 def check_split_classes(
@@ -179,6 +194,8 @@ class DataSummary:
     too_small: list[tuple[Path, tuple[int, int]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Everything decided on the user's behalf (split fallbacks, classes missing from a split)."""
+    median_short_side: int | None = None
+    """Median shorter side (px) of the readable images, measured during the scan."""
 
     @property
     def num_skipped(self) -> int:
@@ -212,6 +229,7 @@ class DataSummary:
             "skipped": [[str(p), r] for p, r in self.skipped],
             "too_small": [[str(p), list(s)] for p, s in self.too_small],
             "notes": list(self.notes),
+            "median_short_side": self.median_short_side,
         }
 
     def format(self, max_files: int = _SHOWN) -> str:
@@ -238,6 +256,8 @@ class DataSummary:
         )
         ratio = self.imbalance_ratio
         lines.append(f"Imbalance (largest / smallest train class): {ratio:.1f}")
+        if self.median_short_side is not None:
+            lines.append(f"Median image short side: {self.median_short_side}px")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} unreadable or unusable file(s):")
             lines.append(format_file_list(self.skipped, max_files))

@@ -182,7 +182,7 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
 
 
 def _run_findings(run, cfg, index, arch: str) -> list[Finding]:
-    from headstart.tasks.classification.strategies import default_lr
+    from headstart.tasks.classification.strategies import default_lr, resolve_freeze_bn
 
     out: list[Finding] = []
     pre_file = run.model_dir / "preprocessing.json"
@@ -196,10 +196,12 @@ def _run_findings(run, cfg, index, arch: str) -> list[Finding]:
     t = cfg.train
     strategy = t.strategy if t.strategy != "auto" else "lp-ft"
     default = default_lr(strategy, t.batch_size, t.optimizer)
-    out += rc.check_lr_too_high(history, t.lr, default)
+    freeze_bn = resolve_freeze_bn(t.freeze_bn, strategy)
+    # config.yaml holds the resolved values that ran (fit writes every auto decided)
+    out += rc.check_lr_too_high(history, t.lr, default, strategy=strategy, freeze_bn=freeze_bn)
     out += rc.check_lr_too_low(history, t.lr, default)
     out += rc.check_fit_quality(history, len(index.classes))
-    out += rc.check_batchnorm(t.batch_size, strategy, t.freeze_bn, _count_batchnorm(arch))
+    out += rc.check_batchnorm(t.batch_size, strategy, freeze_bn, _count_batchnorm(arch))
     best = (run.read_json("metrics.json") if run.metrics_path.is_file() else {}).get("best_epoch")
     best_stage = next((r.get("stage") for r in history if r.get("epoch") == best), None)
     # the saved weights are the best epoch's: when that epoch was in the probe stage the backbone is

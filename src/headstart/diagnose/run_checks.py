@@ -91,22 +91,51 @@ def _stage(history: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str,
     return [r for r in history if r.get("stage") == name]
 
 
+def _handover_jump(probe, ft, spike: float) -> tuple[float, float] | None:
+    """(last probe loss, first fine-tuning loss) when the train loss jumps exactly at lp-ft's
+    hand-over from the probe to fine-tuning."""
+    if not probe or not ft:
+        return None
+    last_probe, first_ft = float(probe[-1]["train_loss"]), float(ft[0]["train_loss"])
+    return (last_probe, first_ft) if first_ft > spike * last_probe else None
+
+
+def _lower_lr(lr: float | None, default: float | None) -> float | None:
+    """A concrete LR below the one that ran: the strategy's default when the run was well above it,
+    otherwise a third of what ran (never the value that ran)."""
+    if lr is None:
+        return default / 3 if default else None
+    if default is not None and lr > 3 * default:
+        return default
+    return lr / 3
+
+
 def check_lr_too_high(history: Sequence[Mapping[str, Any]], lr: float | None = None, default: float | None = None,
-                      *, spike: float = 1.5) -> list[Finding]:
-    """Loss spikes while fine-tuning, or fine-tuning ending worse than the linear probe it started from."""
+                      *, strategy: str | None = None, freeze_bn: bool = False, spike: float = 1.5) -> list[Finding]:
+    """Loss spikes while fine-tuning, or fine-tuning ending worse than the linear probe it started from.
+
+    ``lr`` is the LR that ran (the run's config.yaml), ``default`` the strategy's default for that
+    batch size. The advice never points at what already ran: it proposes an LR below ``lr``. A jump
+    only at lp-ft's hand-over (the first fine-tuning epoch, with no spike after it) is not evidence
+    of a too-high LR when the LR is not above the default: the probed head meets augmented crops and
+    BatchNorm in train mode for the first time; that is reported as ``lp-ft-handover`` with a remedy
+    for the hand-over instead."""
     ft = _stage(history, "finetune")
     probe = _stage(history, "probe")
     evidence = []
+    jumps = []
     if len(ft) >= 2:
         losses = np.array([float(r["train_loss"]) for r in ft])
         jumps = [(ft[i]["epoch"], losses[i] / losses[i - 1]) for i in range(1, len(losses)) if losses[i] > spike * losses[i - 1]]
         if jumps:
             evidence.append("train loss jumps " + ", ".join(f"x{r:.1f} at epoch {e}" for e, r in jumps[:3]))
-        if probe:
-            first_ft = float(ft[0]["train_loss"])
-            last_probe = float(probe[-1]["train_loss"])
-            if first_ft > spike * last_probe and not jumps:
-                evidence.append(f"train loss jumps from {last_probe:.3f} (end of the probe) to {first_ft:.3f} when fine-tuning starts")
+    handover = _handover_jump(probe, ft, spike)
+    lr_high = lr is not None and default is not None and lr > 3 * default
+    if handover and not jumps and not lr_high:
+        return [_handover_finding(handover, ft, lr, freeze_bn)]
+    if handover and not jumps:
+        evidence.append(f"train loss jumps from {handover[0]:.3f} (end of the probe) to {handover[1]:.3f} when"
+                        " fine-tuning starts")
     if probe and ft:
         best_probe = max(float(r["val_accuracy"]) for r in probe)
         best_ft = max(float(r["val_accuracy"]) for r in ft)
@@ -115,17 +144,40 @@ def check_lr_too_high(history: Sequence[Mapping[str, Any]], lr: float | None = N
                             " fine-tuning destroyed pretrained features")
     if not evidence:
         return []
-    if lr is not None and default is not None and lr > 3 * default:
+    if lr_high:
         evidence.append(f"lr {lr:.2e} is {lr / default:.0f}x the default {default:.2e} for this strategy and batch size")
-    target = (default if default is not None else (lr / 10 if lr else None))
-    return [Finding(
-        "lr-too-high", "high",
-        "The learning rate looks too high for fine-tuning: " + "; ".join(evidence) + " (history.csv).",
-        f"Lower it: `--lr {target:.1e}`" + (" (the default)" if default is not None else "") + "; keep lp-ft, add"
-        " warmup (train.warmup_epochs=2) or layer-wise decay (train.layer_decay=0.7)." if target else
-        "Lower train.lr by 10x; add warmup (train.warmup_epochs=2).",
-        {"evidence": evidence, "lr": lr, "default_lr": default},
-    )]
+    target = _lower_lr(lr, default)
+    ran = f" (the run used {lr:.1e})" if lr is not None else ""
+    alternatives = " add warmup (train.warmup_epochs=2) or layer-wise decay (train.layer_decay=0.7)"
+    if strategy == "full":
+        alternatives += ", or probe first (`--strategy lp-ft`)"
+    elif strategy == "lp-ft" and not lr_high:
+        alternatives += ", or keep the probe (`--strategy linear-probe`)"
+    fix = (f"Lower it: `--lr {target:.1e}`{ran};" + alternatives + "." if target else
+           "Lower train.lr by 3-10x;" + alternatives + ".")
+    return [Finding("lr-too-high", "high",
+                    "The learning rate looks too high for fine-tuning: " + "; ".join(evidence) + " (history.csv).",
+                    fix, {"evidence": evidence, "lr": lr, "default_lr": default, "proposed_lr": target})]
+
+
+def _handover_finding(handover: tuple[float, float], ft, lr: float | None, freeze_bn: bool) -> Finding:
+    last_probe, first_ft = handover
+    recovered = min(float(r["train_loss"]) for r in ft) <= last_probe * 1.2
+    remedies = ["Fine-tune everything from the start (`--strategy full`)"]
+    if not freeze_bn:
+        remedies.append("keep BatchNorm statistics as the probe saw them (train.freeze_bn=true)")
+    if lr is not None:
+        remedies.append(f"or start more gently at a lower LR (`--lr {lr / 3:.1e}`; the run used {lr:.1e})")
+    return Finding(
+        "lp-ft-handover", "low" if recovered else "medium",
+        f"The train loss jumps from {last_probe:.3f} at the end of the linear probe to {first_ft:.3f} in the first"
+        " fine-tuning epoch and then " + ("recovers" if recovered else "stays higher than the probe's") +
+        ": the probed head was fit on un-augmented features with BatchNorm in eval mode, and fine-tuning shows it"
+        " augmented crops" + ("" if freeze_bn else " with BatchNorm in train mode") + " (history.csv). With no later"
+        " spike and the LR not above its default, this is the hand-over, not the learning rate.",
+        "; ".join(remedies) + ".",
+        {"last_probe_loss": last_probe, "first_finetune_loss": first_ft, "recovered": recovered, "lr": lr},
+    )
 
 
 def check_lr_too_low(history: Sequence[Mapping[str, Any]], lr: float | None = None, default: float | None = None,
@@ -141,12 +193,15 @@ def check_lr_too_low(history: Sequence[Mapping[str, Any]], lr: float | None = No
     evidence = f"the train loss went from {first:.3f} to at best {last:.3f} ({drop:.1%}) over {len(ft)} epochs of the {ft[0]['stage']} stage"
     if lr is not None and default is not None and lr < default / 3:
         evidence += f"; lr {lr:.2e} is {default / lr:.0f}x below the default {default:.2e}"
+        fix = f"Raise the learning rate to the default (`--lr {default:.1e}`; the run used {lr:.1e}) or train longer (`--epochs`)."
+    elif lr is not None:
+        fix = f"Raise the learning rate (`--lr {lr * 3:.1e}`; the run used {lr:.1e}) or train longer (`--epochs`)."
+    else:
+        fix = "Raise train.lr by 3-10x, or train longer (`--epochs`)."
     return [Finding(
         "lr-too-low", "medium",
         f"No training progress: {evidence} (history.csv).",
-        f"Raise the learning rate (`--lr {default:.1e}`, the default) or train longer (`--epochs`)." if default
-        else "Raise train.lr by 10x, or train longer (`--epochs`).",
-        {"drop": drop, "lr": lr, "default_lr": default},
+        fix, {"drop": drop, "lr": lr, "default_lr": default},
     )]
 
 

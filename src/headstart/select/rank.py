@@ -123,7 +123,8 @@ def rank(
     """Rank pretrained (model, input size) candidates for ``data`` before fine-tuning.
 
     ``candidates``: timm names (list or comma-separated; default: the curated list for the
-    device); ``image_sizes``: input sizes to try for each (default: each model's own); ``budget``:
+    device); ``image_sizes``: input sizes to try for each (default: the size
+    ``fit`` would choose for these images, :func:`headstart.data.input_size.input_size_for_data`); ``budget``:
     wall-time budget (``90s``, ``10m``, ``1h30m``) that sets how many training images are used, at most
     ``max_images`` (default: :func:`default_max_images`, 10 a class, 200 to 1000 -- the sample
     that kept rank under 5 % of the cost of fine-tuning in ``benchmarks/rank_quality.py``).

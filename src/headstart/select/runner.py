@@ -47,8 +47,11 @@ def _hint(name: str) -> str:
     return f"run `headstart weights import FILE --model {name}` (or pass --allow-download)"
 
 
-def _prepare_models(pairs, dev, allow_download, store_root, skipped, progress=None):
-    """{name: (model, weights, params, {size: images/s})} for candidates whose weights load."""
+def _prepare_models(pairs, dev, allow_download, store_root, skipped, progress=None, native_short_side=None):
+    """{name: (model, weights, params, {size: images/s})} for candidates whose weights load. A
+    candidate without a size gets the one ``fit`` would choose for these images
+    (:func:`headstart.data.input_size.input_size_for_data`)."""
+    from headstart.data.input_size import input_size_for_data
     from headstart.data.transforms import Preprocessing
     from headstart.models.build import create_model
     from headstart.models.resolve import resolve_weights
@@ -66,7 +69,10 @@ def _prepare_models(pairs, dev, allow_download, store_root, skipped, progress=No
             continue
         speeds = {}
         for size in sizes:
-            real = Preprocessing.from_model(model, size).input_size
+            chosen = size
+            if chosen is None:
+                chosen = input_size_for_data(Preprocessing.from_model(model).input_size, native_short_side)[0]
+            real = Preprocessing.from_model(model, chosen).input_size
             try:
                 speeds[size] = (real, measure_throughput(model, real, dev))
             except Exception as exc:  # e.g. a ViT at a size its position embedding does not support
@@ -119,7 +125,7 @@ def run_candidates(index, pairs, *, estimators, budget_s, t_start, max_images, b
         n_models = len(dict.fromkeys(n for n, _ in pairs))
         task_models = progress.add_task("Loading candidates", total=n_models)
         models = _prepare_models(pairs, dev, allow_download, store_root, skipped,
-                                 lambda: progress.advance(task_models))
+                                 lambda: progress.advance(task_models), getattr(index, "median_short_side", None))
         progress.remove_task(task_models)
         jobs = [{"model": name, "image_size": real, "ips": ips, "per_image": 1.0 / ips + _DECODE_S}
                 for name, (_, _, _, speeds) in models.items() for real, ips in speeds.values()]

@@ -89,7 +89,16 @@ def build_model(cfg: FitConfig, index, dev, run: RunFolder, console, verbose: bo
         weights = resolve_weights(model_name, explicit=cfg.model.weights, allow_download=cfg.model.allow_download)
     n_out = num_outputs(index.num_classes)
     module = create_model(model_name, n_out, weights=weights, drop_rate=cfg.model.drop_rate)
-    pre = Preprocessing.from_model(module, cfg.model.image_size)
+    image_size = cfg.model.image_size
+    if image_size is None:
+        # no size given: from the images' native resolution (measured by the data scan), so that
+        # 28 px images are not upsampled to 224 px (headstart.data.input_size)
+        from headstart.data.input_size import input_size_for_data
+
+        pretrained = Preprocessing.from_model(module).input_size
+        image_size, reason = input_size_for_data(pretrained, index.median_short_side)
+        console.print(f"input size auto: {image_size}px, {reason}")
+    pre = Preprocessing.from_model(module, image_size)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": model_name, "image_size": pre.input_size})})
     return cfg, _Model(module, model_name, weights, pre, n_out)
 

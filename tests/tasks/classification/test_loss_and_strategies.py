@@ -3,7 +3,7 @@ import torch
 
 from headstart.config import TrainConfig
 from headstart.tasks.classification.loss import ClassificationLoss, balanced_class_weights, logits_to_probs, num_outputs
-from headstart.tasks.classification.strategies import default_lr, plan_stages, resolve_strategy
+from headstart.tasks.classification.strategies import default_lr, plan_stages, resolve_freeze_bn, resolve_strategy
 
 
 def test_binary_uses_one_logit_and_bce():
@@ -51,3 +51,9 @@ def test_strategy_auto_rule_and_plan():
     assert stages[1].lr == pytest.approx(default_lr("lp-ft", 64, "adamw")) == pytest.approx(2e-4)
     assert [s.name for s in plan_stages(cfg, "linear-probe")] == ["probe"]
     assert plan_stages(TrainConfig(lr=0.5), "full")[0].lr == 0.5
+
+
+def test_freeze_bn_auto_is_on_after_a_probe():
+    assert resolve_freeze_bn(None, "lp-ft") is True
+    assert resolve_freeze_bn(None, "full") is False and resolve_freeze_bn(None, "linear-probe") is False
+    assert resolve_freeze_bn(False, "lp-ft") is False and resolve_freeze_bn(True, "full") is True

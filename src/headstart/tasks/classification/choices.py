@@ -19,6 +19,7 @@ def resolve_choices(cfg: FitConfig, n_train: int, *, device: Any = None) -> FitC
         DEFAULT_BATCH_SIZE,
         DEFAULT_EPOCHS,
         default_lr,
+        resolve_freeze_bn,
         resolve_strategy,
     )
 
@@ -30,7 +31,8 @@ def resolve_choices(cfg: FitConfig, n_train: int, *, device: Any = None) -> FitC
     update: dict[str, Any] = {
         "augment": cfg.augment.model_copy(update={"preset": preset}),
         "train": t.model_copy(update={"strategy": strategy, "lr": lr, "batch_size": batch_size,
-                                      "epochs": t.epochs or DEFAULT_EPOCHS}),
+                                      "epochs": t.epochs or DEFAULT_EPOCHS,
+                                      "freeze_bn": resolve_freeze_bn(t.freeze_bn, strategy)}),
     }
     if device is not None and cfg.data.num_workers is None:
         from headstart.data.dataset import default_num_workers

@@ -51,7 +51,8 @@ class _FeatureBatches:
 class ClassificationTask:
     """``make_loader(kind, seed)`` returns a DataLoader for ``kind`` in ``'train'`` (augmented,
     shuffled with ``seed``), ``'train_eval'`` and ``'val'`` (evaluation transform, fixed order).
-    ``freeze_bn`` keeps BatchNorm statistics frozen while fine-tuning too (probe stages always do).
+    ``freeze_bn`` keeps BatchNorm statistics frozen while fine-tuning too (probe stages always do);
+    ``None`` (auto, when the config was not resolved) freezes them in stages that follow a probe.
     ``feature_cache``: an optional :class:`headstart.select.feature_cache.BoundFeatureCache`, from
     which a probe reads the pretrained backbone's features instead of computing them."""
 
@@ -73,6 +74,7 @@ class ClassificationTask:
         ).to(dev.device)
         self._features: tuple[torch.Tensor, ...] | None = None
         self._backbone_trained = False
+        self._after_probe = False
 
     def head(self) -> torch.nn.Module:
         return self.model.get_classifier()
@@ -81,6 +83,7 @@ class ClassificationTask:
     def setup_stage(self, stage: Stage, done: Sequence[Stage]) -> torch.nn.Module:
         """A probe trains the classifier only; other stages train everything."""
         self._backbone_trained = any(not s.on_features for s in done)
+        self._after_probe = any(s.on_features for s in done)
         head_ids = {id(p) for p in self.head().parameters()}
         for p in self.model.parameters():
             p.requires_grad_(not stage.on_features or id(p) in head_ids)
@@ -93,7 +96,8 @@ class ClassificationTask:
 
     def train_batches(self, stage: Stage, seed: int):
         self.model.train()
-        if stage.on_features or self.freeze_bn:
+        freeze = self.freeze_bn if self.freeze_bn is not None else self._after_probe
+        if stage.on_features or freeze:
             _set_batchnorm_eval(self.model)
         if stage.on_features:
             feats, labels = self._probe_features()[:2]
