@@ -5,7 +5,11 @@ resize rule (a no-op here: the longer side already is the input size) and paddin
 the backbone, FPN, heads, box decoding, the detector's score floor (0.05), NMS per class and its
 cap on detections (100; 300 for RetinaNet). torchvision's detectors are written to trace into ONNX
 at opset >= 11, and ``torch.onnx.export(..., dynamo=False)`` exports Faster R-CNN, FCOS and
-RetinaNet whole, so nothing of the model is left to a runtime step.
+RetinaNet whole, so nothing of the model is left to a runtime step. A YOLO run (Ultralytics'
+model behind :class:`~headstart.tasks.detection.yolo.model.YoloDetector`, torchvision's interface)
+traces the same way: padding to the square input, the network, box decoding, the score floor
+(0.001), the pre-NMS cap and ``batched_nms`` per class; see docs/architecture.md for why not
+Ultralytics' own exporter.
 
 What stays outside (torch-free, :mod:`headstart.export.box_runtime`): decoding the file and the
 longer-side resize (the image's own size decides the shape), then the request's ``conf`` and

@@ -59,5 +59,7 @@ class DetectorGraph(torch.nn.Module):
 
 def detector_limits(model: torch.nn.Module) -> tuple[float, int]:
     """(the score below which the detector drops candidates, its most detections per image)."""
+    if hasattr(model, "max_det"):  # a YOLO detector (tasks/detection/yolo/model.py): its own names
+        return float(model.score_thresh), int(model.max_det)
     heads = getattr(model, "roi_heads", model)  # Faster R-CNN keeps them in its RoI heads
     return float(heads.score_thresh), int(heads.detections_per_img)

@@ -2,8 +2,11 @@
 rebuilt from the run's bundle (model.yaml + model.safetensors: no pickle), then a parity check of
 the raw outputs with onnxruntime.
 
-Not wired into ``headstart export`` yet (detection export lives in ``headstart.export``); what it
-produces: a graph with one input ``images`` of shape (1, 3, S, S), float RGB in [0, 1] (S = the
+``headstart export`` does not use it: a YOLO run exports through
+:mod:`headstart.export.detection_onnx` like the torchvision detectors (the whole
+:class:`~headstart.tasks.detection.yolo.model.YoloDetector`, NMS included, traced into the graph, so
+the torch-free box runtime runs it and the export's mAP is the run's). This helper writes
+Ultralytics' own raw-head format instead, for runtimes that do their own NMS: a graph with one input ``images`` of shape (1, 3, S, S), float RGB in [0, 1] (S = the
 run's input size; pad a resized image at the bottom and right with 114/255, as
 :class:`~headstart.tasks.detection.yolo.model.YoloDetector` does), and one output of shape
 (1, 4 + C, N): centre-size boxes in input pixels and per-class sigmoid scores, before NMS (the

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image  # at import: not first inside an ONNX trace
 
 __all__ = ["build_yolo_model", "YoloDetector", "load_yolo_bundle", "model_yaml_text", "backbone_layers"]
 
@@ -80,14 +81,16 @@ class YoloDetector(nn.Module):
         return [self._decode(p, im.shape[-2:]) for p, im in zip(preds.float(), images)]
 
     def _decode(self, pred: torch.Tensor, hw) -> dict[str, torch.Tensor]:
-        from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image
-
         boxes = clip_boxes_to_image(box_convert(pred[:4].T, "cxcywh", "xyxy"), tuple(hw))  # the image, not the padding
         scores = pred[4:].T  # (N, C)
         anchor, label = (scores > self.score_thresh).nonzero(as_tuple=True)
         score = scores[anchor, label]
-        if score.numel() > self.pre_nms:
-            score, top = score.topk(self.pre_nms)
+        # when traced for ONNX (headstart.export.detection_onnx), the cap is in the graph whatever the
+        # example's count: torchvision's own detectors' k = min(k, n) that stays dynamic in a trace
+        if torch.jit.is_tracing() or score.numel() > self.pre_nms:
+            from torchvision.models.detection._utils import _topk_min
+
+            score, top = score.topk(_topk_min(score, self.pre_nms, 0))
             anchor, label = anchor[top], label[top]
         box = boxes[anchor]
         keep = batched_nms(box, score, label, self.iou_thresh)[: self.max_det]
