@@ -37,7 +37,7 @@ def check_box_regression(losses: Sequence[float], epoch_label: str) -> None:
     raise TrainingDiverged(
         f"The box-regression (GIoU) loss stayed at {min(losses):.4f}-{max(losses):.4f} for all {len(losses)} steps"
         f" of {epoch_label}: every predicted box has zero size and the regression head gets no gradient"
-        " (its ReLU outputs are all 0). Train again with a lower learning rate (train.lr), another detector"
+        " (its side distances sit at the ReLU's 0). Train again with a lower learning rate (train.lr), another detector"
         " (--detector fasterrcnn or retinanet) or a larger --image-size."
     )
 
