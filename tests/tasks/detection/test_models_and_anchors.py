@@ -76,3 +76,23 @@ def test_anchors_from_small_boxes_cover_them_better_than_coco_defaults():
     assert choice.coverage > 0.9 > choice.default_coverage
     assert choice.coverage == pytest.approx(anchor_coverage(wh, choice.sizes, choice.aspect_ratios))
     assert "match" in choice.describe() and choice.n_boxes == 500
+
+
+def test_fcos_regression_starts_alive_so_the_box_loss_has_a_gradient():
+    # issue 12: torchvision's FCOS head predicts relu(conv(x)) side distances from a zero bias, so
+    # about half start dead; a box with both sides of one direction at 0 has GIoU loss exactly 1
+    # and no gradient. tf_efficientnet_lite1 at 160 px stayed at loss 1.0 with zero-size boxes.
+    torch.manual_seed(0)
+    model = create_detector(_spec("fcos"))
+    seen = {}
+    model.head.regression_head.register_forward_hook(lambda m, i, o: seen.update(reg=o[0]))
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    targets = [{"boxes": torch.tensor([[4.0, 6.0, 40.0, 44.0], [30.0, 20.0, 60.0, 60.0]]),
+                "labels": torch.tensor([0, 1])}] * 2
+    model.train()
+    losses = model(images, targets)
+    assert bool((seen["reg"] > 0).all()), f"{float((seen['reg'] <= 0).float().mean()):.0%} of the side distances are dead"
+    assert float(losses["bbox_regression"]) < 1.0  # every foreground box has an area, so GIoU > 0
+    losses["bbox_regression"].backward()
+    grad = model.head.regression_head.bbox_reg.bias.grad
+    assert bool((grad != 0).all()) and bool((grad < 0).all())  # all four sides are pulled outwards

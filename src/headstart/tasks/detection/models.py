@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["DETECTORS", "DetectorSpec", "TimmFPN", "create_detector", "detector_strides", "backbone_parameters"]
+__all__ = ["DETECTORS", "DetectorSpec", "TimmFPN", "create_detector", "detector_strides", "init_fcos_regression", "backbone_parameters"]
 
 DETECTORS = ("fasterrcnn", "fcos", "retinanet")
 
@@ -151,7 +151,9 @@ def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Te
         # convention). Scores down to 0.05 are kept, as for the other two (torchvision's FCOS
         # defaults to 0.2, which cuts the low-recall end of the AP curve).
         anchors = AnchorGenerator(tuple((s,) for s in backbone.level_strides), ((1.0,),) * levels)
-        return FCOS(backbone, n_out, anchor_generator=anchors, score_thresh=0.05, **common)
+        model = FCOS(backbone, n_out, anchor_generator=anchors, score_thresh=0.05, **common)
+        init_fcos_regression(model)
+        return model
     sizes = spec.anchor_sizes or default_anchor_sizes(backbone.level_strides, spec.detector)
     ratios = spec.aspect_ratios or (0.5, 1.0, 2.0)
     anchors = AnchorGenerator(tuple(tuple(s) for s in sizes), (tuple(ratios),) * levels)
@@ -166,6 +168,29 @@ def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Te
 
     rpn_head = RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0])
     return FasterRCNN(backbone, n_out, rpn_anchor_generator=anchors, rpn_head=rpn_head, box_roi_pool=roi, **common)
+
+
+#: FCOS's initial box-side distances, in strides (BENCHMARKS.md, "Detection": issue 12).
+FCOS_REG_BIAS = 1.0
+
+
+def init_fcos_regression(model: nn.Module, bias: float = FCOS_REG_BIAS) -> None:
+    """Start torchvision's FCOS regression outputs on the live side of their ReLU.
+
+    torchvision's FCOSRegressionHead predicts the four side distances as ``relu(conv(x))`` with the
+    conv's bias at 0 and weights N(0, 0.01), and trains them with the GIoU loss. At that start
+    every predicted box is a fraction of a stride wide and about half the outputs sit below the
+    ReLU's kink, with the share set by the random init and the backbone's features. A box that is
+    degenerate in one direction (both of its sides at 0) has zero intersection with its target
+    whatever the other sides do, so the GIoU loss is exactly 1 and sends no gradient to any of its
+    four sides. When enough foreground boxes start that way (tf_efficientnet_lite1 at 160 px on
+    the benchmark set), the regression never leaves loss 1.0 and every predicted box keeps zero
+    size. With the bias at ``bias`` (sides of one stride, a box two strides wide: inside the range
+    of every pyramid level's targets) all outputs start positive, every foreground box has an area
+    and a gradient, whatever the backbone. The FCOS paper's own head used exp() here, which has no
+    dead side; torchvision's ReLU does, hence this init.
+    """
+    nn.init.constant_(model.head.regression_head.bbox_reg.bias, bias)
 
 
 def default_anchor_sizes(strides: Sequence[int], detector: str) -> tuple[tuple[float, ...], ...]:

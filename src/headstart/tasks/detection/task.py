@@ -19,7 +19,27 @@ from headstart.engine.stages import Stage
 from headstart.tasks.detection.models import backbone_parameters
 from headstart.tasks.detection.spec import METRIC_DIRECTIONS, PROGRESS_COLUMNS
 
-__all__ = ["DetectionTask", "predict_boxes", "ground_truth"]
+__all__ = ["DetectionTask", "predict_boxes", "ground_truth", "check_box_regression"]
+
+# FCOS's GIoU loss is exactly 1 when every foreground box has zero size (its ReLU outputs all 0): no
+# gradient can leave that state. An epoch of at least this many steps, all within this of 1, stops
+# training (issue 12); healthy runs are at 0.6-0.7 by the end of their first epoch.
+COLLAPSE_MIN_STEPS = 20
+COLLAPSE_TOLERANCE = 1e-3
+
+
+def check_box_regression(losses: Sequence[float], epoch_label: str) -> None:
+    """Raise TrainingDiverged when the box-regression losses of one epoch say the head collapsed."""
+    from headstart.engine.trainer import TrainingDiverged
+
+    if len(losses) < COLLAPSE_MIN_STEPS or min(losses) < 1.0 - COLLAPSE_TOLERANCE:
+        return
+    raise TrainingDiverged(
+        f"The box-regression (GIoU) loss stayed at {min(losses):.4f}-{max(losses):.4f} for all {len(losses)} steps"
+        f" of {epoch_label}: every predicted box has zero size and the regression head gets no gradient"
+        " (its side distances sit at the ReLU's 0). Train again with a lower learning rate (train.lr), another detector"
+        " (--detector fasterrcnn or retinanet) or a larger --image-size."
+    )
 
 
 def _groups(params: Sequence[torch.nn.Parameter], weight_decay: float, lr_scale: float) -> list[dict[str, Any]]:
@@ -46,6 +66,7 @@ class DetectionTask:
         self.weight_decay = weight_decay
         self.backbone_lr_ratio = backbone_lr_ratio
         self.first_label = first_label  # the model's label of class 0 (see DetectorSpec.first_label)
+        self._box_losses: list[torch.Tensor] = []  # this epoch's FCOS regression losses (check_box_regression)
 
     def setup_stage(self, stage: Stage, done: Sequence[Stage]) -> list[dict[str, Any]]:
         body, rest = backbone_parameters(self.model)
@@ -72,11 +93,16 @@ class DetectionTask:
         targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(self.dev.device),
                     "labels": (t["labels"] - 1 + self.first_label).to(self.dev.device)} for t in targets]
         losses = self.model(images, targets)
+        if "bbox_ctrness" in losses:  # FCOS: kept on the device, read once per epoch
+            self._box_losses.append(losses["bbox_regression"].detach())
         return StepOutput(losses, len(images))
 
     def validate(self, stage: Stage) -> dict[str, float]:
         from headstart.tasks.detection.metrics import coco_metrics
 
+        box_losses, self._box_losses = self._box_losses, []
+        if box_losses:
+            check_box_regression(torch.stack(box_losses).float().cpu().tolist(), f"an epoch of stage {stage.name!r}")
         detections = predict_boxes(self.model, self.make_loader("val", seed=0), self.dev, self.first_label)
         m = coco_metrics(ground_truth(self.val_samples), detections, self.classes)
         return {key: float(m[key.removeprefix("val_")] or 0.0) for key in METRIC_DIRECTIONS}
