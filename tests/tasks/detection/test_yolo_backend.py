@@ -229,3 +229,28 @@ def test_export_hook_writes_an_onnx_graph_equal_to_pytorch(squares, tmp_path):
     info = export_yolo_onnx(run, tmp_path / "model.onnx")
     assert (tmp_path / "model.onnx").is_file() and info["output"][:2] == [1, 4 + 2]
     assert info["max_abs_diff"] <= 1e-3 and info["classes"] == ["red", "blue"]
+
+
+def test_importing_ultralytics_leaves_pillow_and_torch_save_as_they_were(tmp_path):
+    """Ultralytics replaces PIL.Image.open (and torch.save) on import; its open raised
+    ModuleNotFoundError (pi-heif) on a corrupt file, which broke headstart's skip-unreadable-images
+    handling for the rest of the process (caught by the full suite after the YOLO tests ran)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import PIL.Image, torch\n"
+        "o, s = PIL.Image.open, torch.save\n"
+        "from headstart.tasks.detection.yolo.runtime import load_ultralytics\n"
+        "load_ultralytics()\n"
+        "import ultralytics.data, ultralytics.engine.trainer\n"
+        "assert PIL.Image.open is o and torch.save is s, 'patched'\n"
+        f"open({str(tmp_path / 'bad.jpg')!r}, 'wb').write(b'not an image')\n"
+        "try:\n"
+        f"    PIL.Image.open({str(tmp_path / 'bad.jpg')!r})\n"
+        "except PIL.UnidentifiedImageError:\n"
+        "    print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

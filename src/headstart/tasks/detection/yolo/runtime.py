@@ -82,9 +82,32 @@ def load_ultralytics() -> ModuleType:
         except (OSError, ImportError):
             pass
     module = optional_import("ultralytics", extra="yolo", feature="A YOLO detector", hint=INSTALL_HINT)
+    _undo_global_patches()
     from ultralytics.utils import SETTINGS
 
     changed = {k: v for k, v in OFF_SETTINGS.items() if k in SETTINGS and SETTINGS[k] != v}
     if changed:
         SETTINGS.update(changed)
     return module
+
+
+def _undo_global_patches() -> None:
+    """Put back what importing Ultralytics replaces process-wide: ``PIL.Image.open`` (its version
+    tries to pip-install pi-heif on a file Pillow cannot identify and then raises
+    ModuleNotFoundError instead of ``UnidentifiedImageError``, which broke headstart's "unreadable
+    image: skipped" handling in the same process) and ``torch.save``. Ultralytics keeps the
+    originals in ``ultralytics.utils.patches`` (``_image_open``, ``_torch_save``); its own code keeps
+    working with them (it loses only HEIC decoding). Imported here, so the module-level patch has run
+    once and will not run again after we undo it."""
+    import importlib
+
+    import torch
+    from PIL import Image
+
+    patches = importlib.import_module("ultralytics.utils.patches")
+    original_open = getattr(patches, "_image_open", None)
+    if original_open is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original_open
+    original_save = getattr(patches, "_torch_save", None)
+    if original_save is not None and torch.save is not original_save and getattr(torch.save, "__module__", "").startswith("ultralytics"):
+        torch.save = original_save
