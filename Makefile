@@ -23,4 +23,4 @@ demo: weights
 	$(VENV)/bin/headstart predict runs/demo-detect examples/glyphs/test --save-images runs/demo-detect/drawn
 
 test: weights
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -m "slow or not slow" tests
