@@ -5,6 +5,7 @@ torchvision and Ultralytics blocked) giving the run folder's boxes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -12,7 +13,10 @@ import pytest
 from tests.light_install import light_cli
 from tests.tasks.detection.yolo_helpers import cli, write_squares
 
-pytest.importorskip("ultralytics")
+# find_spec, not importorskip: importing Ultralytics at collection would patch PIL.Image.open for
+# every later test in the process (headstart undoes it only when it imports Ultralytics itself)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ultralytics") is None,
+                                reason="needs the yolo extra: pip install 'headstart[yolo]'")
 pytest.importorskip("onnxruntime")
 
 

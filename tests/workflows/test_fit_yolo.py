@@ -5,6 +5,7 @@ reproduces the evaluated detections; the missing extra and the .pt pickle get cl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -12,7 +13,10 @@ import yaml
 
 from tests.tasks.detection.yolo_helpers import BLOCK_NETWORK, BLOCK_ULTRALYTICS, cli, write_squares
 
-pytest.importorskip("ultralytics")
+# find_spec, not importorskip: importing Ultralytics at collection would patch PIL.Image.open for
+# every later test in the process (headstart undoes it only when it imports Ultralytics itself)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ultralytics") is None,
+                                reason="needs the yolo extra: pip install 'headstart[yolo]'")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ conversion of a pickled .pt into the weights store (refused without --trust-pick
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from headstart.errors import ConfigError, WeightsMismatchError
 from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
 from tests.tasks.detection.yolo_helpers import write_squares
 
-pytest.importorskip("ultralytics")
+# find_spec, not importorskip: importing Ultralytics at collection would patch PIL.Image.open for
+# every later test in the process (headstart undoes it only when it imports Ultralytics itself)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ultralytics") is None,
+                                reason="needs the yolo extra: pip install 'headstart[yolo]'")
 
 
 @pytest.fixture(scope="module")
