@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import real_weights_store
+from tests.export.box_helpers import assert_same_boxes, boxes_of
 
 GLYPHS = Path(__file__).resolve().parents[2] / "examples" / "glyphs"
 
@@ -38,5 +39,4 @@ def test_mobilenetv2_detector_exports_with_parity(tmp_path, monkeypatch):
     want = load_predictor(run).predict(images, conf=0.1)
     assert sum(len(p.boxes) for p in want) > 0
     for g, w in zip(got, want):
-        assert g.labels == w.labels and g.scores == pytest.approx(w.scores, abs=1e-4)
-        assert [list(b) for b in g.boxes] == [pytest.approx(list(b), abs=0.05) for b in w.boxes]
+        assert_same_boxes(boxes_of(g), boxes_of(w))

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.export.box_helpers import assert_same_boxes, boxes_of
 from tests.serve.test_serve import HOSTILE, _free_port
 
 httpx = pytest.importorskip("httpx")
@@ -30,21 +31,8 @@ def _expected(run, path, **kw):
 
 
 def _assert_same(body, expected):
-    """The served boxes are the run's, matched by IoU and label (not by index: boxes of near-equal
-    scores may come out in another order from onnxruntime), as the export's parity check does."""
-    import numpy as np
-
-    from headstart.export.box_parity import compare_boxes
-
-    boxes = body["boxes"]
-    got = (np.array([b["box"] for b in boxes], dtype=np.float64).reshape(-1, 4),
-           np.array([b["score"] for b in boxes], dtype=np.float64), np.array([b["label"] for b in boxes]))
-    ref = (np.asarray(expected.boxes, dtype=np.float64).reshape(-1, 4), np.asarray(expected.scores, dtype=np.float64),
-           np.asarray(list(expected.labels)))
-    pairs, unmatched = compare_boxes(ref, got, score_floor=0.0, cap=max(len(ref[1]), 1), box_tolerance=0.06)
-    assert len(boxes) == len(ref[1])
-    assert all(d <= 0.06 and ds <= 1e-4 for d, ds in pairs), max(pairs, key=lambda p: p[0] + p[1])
-    assert all(allowed for *_, allowed in unmatched), unmatched
+    """The served boxes are the run's, matched by IoU and label as the export's parity check does."""
+    assert_same_boxes(body["boxes"], boxes_of(expected))
     assert (body["width"], body["height"]) == expected.size
 
 
