@@ -15,14 +15,14 @@ def _arrays(boxes: list[dict]):
     )
 
 
-def assert_same_boxes(got: list[dict], want: list[dict], *, box_tol: float = 0.05, score_tol: float = 1e-4) -> None:
+def assert_same_boxes(got: list[dict], want: list[dict], *, conf: float = 0.0, box_tol: float = 0.05,
+                      score_tol: float = 1e-4) -> None:
     """``got`` and ``want``: one image's boxes as ``{"box": [x1, y1, x2, y2], "score", "label"}``,
     ``want`` in descending score order. Every pair within the tolerances; a box without a partner
-    only near the score floor or the cap."""
+    only near the score floor, the ``conf`` cut both sides applied, or the cap."""
     from headstart.export.box_parity import compare_boxes
 
-    assert len(got) == len(want), (len(got), len(want))
-    pairs, unmatched = compare_boxes(_arrays(want), _arrays(got), score_floor=0.0, cap=max(len(want), 1),
+    pairs, unmatched = compare_boxes(_arrays(want), _arrays(got), score_floor=conf, cap=max(len(want), 1),
                                      box_tolerance=box_tol)
     assert all(d <= box_tol and ds <= score_tol for d, ds in pairs), max(pairs, key=lambda p: p[0] + p[1])
     assert all(allowed for *_, allowed in unmatched), unmatched
