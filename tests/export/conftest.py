@@ -48,22 +48,10 @@ def tiny_images(tiny_run) -> Path:
 @pytest.fixture(scope="session")
 def tiny_det_data(tmp_path_factory) -> Path:
     """24 landscape images (64x48) with one or two coloured squares of two classes, COCO layout."""
-    import numpy as np
+    from tests.data.detection.conftest import square_images, write_coco
 
-    from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
-
-    rng = np.random.default_rng(0)
-    images = []
-    for i in range(24):
-        split = "train" if i < 14 else ("val" if i < 19 else "test")
-        boxes = []
-        for _ in range(1 + i % 2):
-            side = int(rng.integers(12, 24))
-            x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 48 - side))
-            boxes.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
-        images.append(FixtureImage(f"im{i:02d}.png", boxes, split=split, size=(64, 48)))
     root = tmp_path_factory.mktemp("detdata")
-    write_coco(root, images, ["red", "blue"])
+    write_coco(root, square_images(24, 14, 5, size=(64, 48)), ["red", "blue"])
     return root
 
 

@@ -15,7 +15,7 @@ import pytest
 import headstart
 from headstart.errors import ConfigError
 from headstart.select.rank import default_rank_dir, rank
-from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
+from tests.data.detection.conftest import square_images, write_coco
 from tests.select.test_rank import two_model_store  # noqa: F401  (fixture)
 
 TINY = "test_resnet,test_efficientnet"
@@ -24,17 +24,7 @@ TINY = "test_resnet,test_efficientnet"
 @pytest.fixture(scope="module")
 def det_data(tmp_path_factory):
     """20 images of 64x64 with one or two 12-24 px squares of two colours, COCO layout."""
-    rng = np.random.default_rng(1)
-    images = []
-    for i in range(20):
-        split = "train" if i < 12 else ("val" if i < 16 else "test")
-        boxes = []
-        for _ in range(1 + i % 2):
-            side = int(rng.integers(12, 24))
-            x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 64 - side))
-            boxes.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
-        images.append(FixtureImage(f"im{i:02d}.png", boxes, split=split, size=(64, 64)))
-    return write_coco(tmp_path_factory.mktemp("detrank"), images, ["red", "blue"])
+    return write_coco(tmp_path_factory.mktemp("detrank"), square_images(20, 12, 4, seed=1), ["red", "blue"])
 
 
 @pytest.fixture

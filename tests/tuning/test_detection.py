@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import headstart
 from headstart.config import build_config, load_yaml
 from headstart.errors import ConfigError
 from headstart.tuning.space import parse_space
-from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
+from tests.data.detection.conftest import square_images, write_coco
 
 pytest.importorskip("optuna")
 
@@ -30,18 +29,8 @@ DET_FLAGS = ["--model", "test_resnet", "--image-size", "64", "--batch-size", "4"
 @pytest.fixture(scope="module")
 def boxes(tmp_path_factory):
     """24 images of 64x64 with one or two coloured squares (two classes), COCO layout, splits given."""
-    rng = np.random.default_rng(0)
-    images = []
-    for i in range(24):
-        split = "train" if i < 14 else ("val" if i < 19 else "test")
-        found = []
-        for _ in range(1 + i % 2):
-            side = int(rng.integers(12, 24))
-            x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 64 - side))
-            found.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
-        images.append(FixtureImage(f"im{i:02d}.png", found, split=split, size=(64, 64)))
     root = tmp_path_factory.mktemp("boxes")
-    write_coco(root, images, ["red", "blue"])
+    write_coco(root, square_images(24, 14, 5), ["red", "blue"])
     return root
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import headstart
-from tests.data.detection.conftest import FixtureBox, FixtureImage, write_coco
+from tests.data.detection.conftest import square_images, write_coco
 
 FAST = dict(task="detect", model="test_resnet", image_size=64, batch_size=4, epochs=2, device="cpu",
             overrides=["detect.fpn_channels=64", "detect.head_epochs=1"])
@@ -21,18 +21,8 @@ FAST = dict(task="detect", model="test_resnet", image_size=64, batch_size=4, epo
 @pytest.fixture(scope="module")
 def boxes_dataset(tmp_path_factory):
     """24 images of 64x64 with one to two coloured squares (two classes), COCO layout."""
-    rng = np.random.default_rng(0)
-    images = []
-    for i in range(24):
-        split = "train" if i < 14 else ("val" if i < 19 else "test")
-        boxes = []
-        for _ in range(1 + i % 2):
-            side = int(rng.integers(12, 24))
-            x, y = int(rng.integers(0, 64 - side)), int(rng.integers(0, 64 - side))
-            boxes.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
-        images.append(FixtureImage(f"im{i:02d}.png", boxes, split=split, size=(64, 64)))
     root = tmp_path_factory.mktemp("boxes")
-    write_coco(root, images, ["red", "blue"])
+    write_coco(root, square_images(24, 14, 5), ["red", "blue"])
     return root
 
 

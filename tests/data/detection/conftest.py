@@ -79,6 +79,27 @@ def standard_images() -> list[FixtureImage]:
     ]
 
 
+def square_images(n: int, n_train: int, n_val: int, *, size: tuple[int, int] = (64, 64),
+                  seed: int = 0) -> list[FixtureImage]:
+    """``n`` images of ``size`` (width, height) with one or two 12-24 px red or blue squares, split
+    train / val / test by index: the small two-class detection set the fit, tune, rank and export
+    tests share (seeded, so every caller gets the same images)."""
+    import numpy as np
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(n):
+        split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
+        boxes = []
+        for _ in range(1 + i % 2):
+            side = int(rng.integers(12, 24))
+            x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+            boxes.append(FixtureBox("red" if rng.random() < 0.5 else "blue", x, y, x + side, y + side))
+        images.append(FixtureImage(f"im{i:02d}.png", boxes, split=split, size=size))
+    return images
+
+
 def draw_image(path: Path, image: FixtureImage, classes: Sequence[str]) -> Path:
     """A solid grey image of ``image.size`` with one filled rectangle per box."""
     picture = Image.new("RGB", image.size, (128, 128, 128))
