@@ -128,11 +128,16 @@ def planted_confusion(feats, labels, classes, paths) -> list[dict]:
     return rows
 
 
+def _bits_apart(a, b) -> int:
+    return bin(int(a) ^ int(b)).count("1")
+
+
 def leakage(paths, labels, splits, classes, feats, tmp: Path) -> dict:
     from PIL import Image
 
     from headstart.data.decode import open_rgb
     from headstart.diagnose import data_checks as dc
+    from headstart.diagnose.features import extract
 
     scan = dc.scan_images(paths)
     clean = [f for f in dc.check_duplicates(scan, splits, labels, classes) if f.check == "split-leakage"]
@@ -155,6 +160,15 @@ def leakage(paths, labels, splits, classes, feats, tmp: Path) -> dict:
             image.resize((round(w * 1.25), round(h * 1.25)), Image.Resampling.BICUBIC).save(c, quality=75)
             copies.append(c)
         more = dc.scan_images(copies)
+        # how each candidate confirmation sees a copy and its original: feature cosine (centred with the
+        # dataset mean, at the benchmark's 96 px), 8x8 thumbnail correlation, hash distance
+        zc = extract(copies, "mobilenetv2_100", SIZE) - feats.mean(0, keepdims=True)
+        zc /= np.maximum(np.linalg.norm(zc, axis=1, keepdims=True), 1e-12)
+        copy_stats = {
+            "feature_cosine": [round(float(zc[k] @ z[i]), 3) for k, i in enumerate(src)],
+            "thumb_corr": [round(float(more.thumbs[k] @ scan.thumbs[i]), 3) for k, i in enumerate(src)],
+            "hash_bits": [_bits_apart(more.phash[k], scan.phash[i]) for k, i in enumerate(src)],
+        }
         all_scan = dc.ImageScan(
             list(scan.paths) + copies,
             np.concatenate([scan.sizes, more.sizes]),
@@ -182,6 +196,7 @@ def leakage(paths, labels, splits, classes, feats, tmp: Path) -> dict:
                 "precision": p,
                 "recall": r,
                 "severity": found[0].severity if found else None,
+                "copies": copy_stats,
             }
         )
     return {
@@ -237,9 +252,9 @@ def summarise(per: dict) -> dict:
             "recall": _mean(r["recall"] for r in leak),
             "recall_by_dataset": {n: _mean(r["recall"] for r in leak if r["dataset"] == n) for n in names},
         }
-        g["leakage_planted"]["severities"] = {
-            s: sum(r["severity"] == s for r in leak) for s in ("high", "low", None)
-        }
+        g["leakage_planted"]["severities"] = {s: sum(r["severity"] == s for r in leak) for s in ("high", "low", None)}
+        for key in ("feature_cosine", "thumb_corr", "hash_bits"):
+            g["leakage_planted"][f"copy_{key}_range"] = _span(v for r in leak for v in r["copies"][key])
         g["leakage_clean_pairs"] = {n: per[n]["leakage"]["clean_leakage_pairs"] for n in names}
         g["leakage_clean_severity"] = {n: per[n]["leakage"]["clean_leakage_severity"] for n in names}
         g["old_rule_clean_cross_split_pairs"] = {
