@@ -62,7 +62,7 @@ def _label_run(feats, labels, classes, paths, seed):
     probe = feat.cross_val_probe(feats, labels, len(classes), seed=seed)
     first = find_label_issues(labels, probe.pred_probs)
     pruned = feat.reprobe_without(probe, feats, first, seed=seed)
-    found = check_label_issues(labels, pruned.pred_probs, paths, classes)
+    found = check_label_issues(labels, pruned.pred_probs, paths, classes, probe_error=pruned.kept_error)
     index = {str(p): i for i, p in enumerate(paths)}
     issues = next((f for f in found if f.check == "label-issues"), None)
     confusable = next((f for f in found if f.check == "confusable-classes"), None)
@@ -71,6 +71,7 @@ def _label_run(feats, labels, classes, paths, seed):
         "listed": {index[r["path"]] for r in issues.data["images"]} if issues else set(),
         "severity": issues.severity if issues else None,
         "pairs": [p["classes"] for p in confusable.data["pairs"]] if confusable else [],
+        "probe_error": pruned.kept_error,
     }
 
 
@@ -100,6 +101,7 @@ def label_noise(feats, labels, classes, paths) -> list[dict]:
                     "first_pass_precision": p1,
                     "first_pass_recall": r1,
                     "confusable_pairs": r["pairs"],
+                    "probe_error": r["probe_error"],
                 }
             )
     return rows

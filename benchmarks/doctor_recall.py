@@ -71,14 +71,14 @@ def main() -> None:
             probe = cross_val_probe(feats, noisy, 10, seed=seed)
             # as the doctor does: flag, re-fit the probe without the flagged images, flag again
             probe = reprobe_without(probe, feats, find_label_issues(noisy, probe.pred_probs), seed=seed)
-            found = [f for f in check_label_issues(noisy, probe.pred_probs, paths, [str(i) for i in range(10)])
-                     if f.check == "label-issues"]
+            found = [f for f in check_label_issues(noisy, probe.pred_probs, paths, [str(i) for i in range(10)],
+                                                   probe_error=probe.kept_error) if f.check == "label-issues"]
             flagged = {str(p) for p in (r["path"] for r in found[0].data["images"])} if found else set()
             truth = {str(paths[i]) for i in flipped}
             tp = len(flagged & truth)
             rows.append({"rate": rate, "seed": seed, "raised": bool(found and found[0].severity in ("high", "medium")),
                          "severity": found[0].severity if found else None, "flagged": len(flagged), "flipped": len(truth),
-                         "precision": tp / max(len(flagged), 1), "recall": tp / len(truth)})
+                         "precision": tp / max(len(flagged), 1), "recall": tp / len(truth), "probe_error": probe.kept_error})
     results["label_noise"] = rows
 
     # leaked duplicates: resized JPEG copies of train images in val

@@ -114,4 +114,15 @@ def test_reprobe_without_the_flagged_images_flags_more_precisely():
     precision = [len(set(f.tolist()) & flipped) / len(f) for f in (first, second)]
     assert precision[1] > precision[0]
     assert again.pred_probs.shape == probe.pred_probs.shape and np.allclose(again.pred_probs.sum(1), 1)
+    assert probe.kept_error is None and 0 <= again.kept_error < 0.5
     assert reprobe_without(probe, features, []) is probe
+
+
+def test_a_weak_probe_keeps_the_finding_at_medium():
+    labels = np.repeat(np.arange(5), 100)
+    given, _ = _flip(labels, 0.15, 5)
+    probs = _confident(labels, 5)
+    strong = _by_check(lc.check_label_issues(given, probs, _paths(len(labels)), CLASSES, probe_error=0.05))
+    weak = _by_check(lc.check_label_issues(given, probs, _paths(len(labels)), CLASSES, probe_error=0.2))
+    assert strong["label-issues"].severity == "high"
+    assert weak["label-issues"].severity == "medium" and "errs on 20%" in weak["label-issues"].evidence

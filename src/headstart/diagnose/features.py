@@ -58,6 +58,9 @@ class Probe:
     pred_probs: np.ndarray  # (N, C), each row predicted by a model that did not see that image
     labels: np.ndarray
     folds: int
+    kept_error: float | None = None
+    """Set by :func:`reprobe_without`: the share of the images it kept that the re-fitted probe
+    classifies against their label (out of fold), i.e. how often it errs on (mostly) clean labels."""
 
     @property
     def balanced_accuracy(self) -> float:
@@ -114,4 +117,5 @@ def reprobe_without(probe: Probe, features: np.ndarray, flagged: Sequence[int], 
     probs[keep] = rest.pred_probs
     clf = _classifier().fit(features[keep], labels[keep])
     probs[np.ix_(~keep, clf.classes_)] = clf.predict_proba(features[~keep])
-    return Probe(probs, labels, rest.folds)
+    kept_error = float(np.mean(rest.pred_probs.argmax(1) != labels[keep]))
+    return Probe(probs, labels, rest.folds, kept_error)

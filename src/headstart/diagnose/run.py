@@ -168,7 +168,8 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
             if probe is not None:
                 # flag, re-fit the probe without the flagged images, flag again (reprobe_without says why)
                 pruned = feat.reprobe_without(probe, features, find_label_issues(labels, probe.pred_probs), seed=seed)
-                found = check_label_issues(labels, pruned.pred_probs, paths, index.classes, index.root)
+                found = check_label_issues(labels, pruned.pred_probs, paths, index.classes, index.root,
+                                           probe_error=pruned.kept_error)
                 confusable = [tuple(p["classes"]) for f in found if f.check == "confusable-classes" for p in f.data["pairs"]]
                 out += found
                 out += dc.check_separability(probe.pred_probs, labels, index.classes, skip=confusable)
