@@ -150,7 +150,7 @@ def check_duplicates(
         out.append(Finding(
             "split-leakage", "high" if high else "low",
             f"{len(leaked)} duplicate pair(s) across splits ({n_exact} exact; {len(eval_files)} val/test images have a"
-            f" copy in another split), so the val/test scores are optimistic. E.g. {shown}.{doubt}",
+            f" copy in another split){', so the val/test scores are optimistic' if high else ''}. E.g. {shown}.{doubt}",
             "Remove the copies from val/test (or from train) so that each picture sits in one split, then re-run"
             " `headstart fit` (a fresh split, without --resume).",
             {"pairs": [[rel(scan.paths[a]), rel(scan.paths[b])] for a, b in leaked]},
