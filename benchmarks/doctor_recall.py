@@ -5,7 +5,8 @@ a random light tint. Features: mobilenetv2_100 (ImageNet weights from the store)
 test_resnet. Grid:
 
 * label noise (5/10/20% of labels flipped, 3 seeds): was a label-issues finding of severity
-  medium or high raised, and precision / recall of the flagged images against the flipped ones;
+  medium or high raised, and precision / recall of the listed images against the flipped ones
+  (precision per check on several datasets: benchmarks/doctor_precision.py);
 * leaked duplicates (1/3/10 train images copied into val as resized JPEGs): pairs found;
 * class imbalance (ratio 2/5/20), grayscale fraction (50/90/100%), normalisation (ImageNet values,
   off by 0.01, 0.5/0.5, rescale-only), LR spikes (x1.2/x2/x4) on fabricated histories: found or not;
@@ -44,8 +45,8 @@ def main() -> None:
     from headstart.diagnose import data_checks as dc
     from headstart.diagnose import doctor
     from headstart.diagnose import run_checks as rc
-    from headstart.diagnose.features import cross_val_probe, extract, pick_feature_model
-    from headstart.diagnose.label_checks import check_label_issues
+    from headstart.diagnose.features import cross_val_probe, extract, pick_feature_model, reprobe_without
+    from headstart.diagnose.label_checks import check_label_issues, find_label_issues
     from tests.diagnose.conftest import write_images
 
     model = pick_feature_model("auto", None) or "test_resnet"
@@ -68,13 +69,16 @@ def main() -> None:
             noisy = labels.copy()
             noisy[flipped] = (noisy[flipped] + rng.integers(1, 10, len(flipped))) % 10
             probe = cross_val_probe(feats, noisy, 10, seed=seed)
-            found = check_label_issues(noisy, probe.pred_probs, paths, [str(i) for i in range(10)])
+            # as the doctor does: flag, re-fit the probe without the flagged images, flag again
+            probe = reprobe_without(probe, feats, find_label_issues(noisy, probe.pred_probs), seed=seed)
+            found = [f for f in check_label_issues(noisy, probe.pred_probs, paths, [str(i) for i in range(10)],
+                                                   probe_error=probe.kept_error) if f.check == "label-issues"]
             flagged = {str(p) for p in (r["path"] for r in found[0].data["images"])} if found else set()
             truth = {str(paths[i]) for i in flipped}
             tp = len(flagged & truth)
             rows.append({"rate": rate, "seed": seed, "raised": bool(found and found[0].severity in ("high", "medium")),
                          "severity": found[0].severity if found else None, "flagged": len(flagged), "flipped": len(truth),
-                         "precision": tp / max(len(flagged), 1), "recall": tp / len(truth)})
+                         "precision": tp / max(len(flagged), 1), "recall": tp / len(truth), "probe_error": probe.kept_error})
     results["label_noise"] = rows
 
     # leaked duplicates: resized JPEG copies of train images in val

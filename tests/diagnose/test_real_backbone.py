@@ -23,4 +23,5 @@ def test_real_backbone_finds_flipped_labels_and_stays_calm_on_clean_data(tmp_pat
     found = {f.check: f for f in doctor(tmp_path / "noisy", model="mobilenetv2_100", image_size=96)}
     flagged = {r["path"] for r in found["label-issues"].data["images"]}
     truth = {str(paths[i].relative_to(tmp_path / "noisy")) for i in flipped}
-    assert found["label-issues"].severity == "high" and len(flagged & truth) >= 0.6 * len(truth)
+    # 10 % flipped: medium (high starts at 12 % of the images listed, label_checks.HIGH_SHARE)
+    assert found["label-issues"].severity == "medium" and len(flagged & truth) >= 0.6 * len(truth)

@@ -142,7 +142,7 @@ def _duplicates(index, rows) -> list[Finding]:
         signatures.append(", ".join(f"{c} x{n}" for c, n in sorted(counts.items())) or "no boxes")
     names = sorted(set(signatures))
     labels = [names.index(sig) for sig in signatures]
-    return dc.check_duplicates(scan, [split for _, split in rows], labels, names, None, index.root)
+    return dc.check_duplicates(scan, [split for _, split in rows], labels, names, index.root)
 
 
 def _label_findings(run: Path, index, rows, conf: float | None) -> list[Finding]:

