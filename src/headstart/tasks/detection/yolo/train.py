@@ -244,8 +244,11 @@ def train_stages(
             }
         )
         trainer._hs_stage_index = index
+        # each stage trains a model rebuilt from the YAML with the weights it starts from: what a stage of
+        # Ultralytics leaves on the module (its loss object, built on the first batch, and attributes) does
+        # not reach the next, so a run resumed at a stage boundary trains the same model
+        outcome.model = _rebuilt(outcome.model, resume["model"] if resume is not None else None)
         if resume is not None:
-            outcome.model.load_state_dict(resume["model"])
             trainer._hs_resume = resume
         trainer.model = outcome.model
         offset = len(outcome.history) - (0 if resume is None else resume["epoch"] + 1)
@@ -329,6 +332,15 @@ def train_stages(
     view.call(callbacks, "on_fit_end")
     outcome.model = outcome.model.float().cpu().eval()
     return outcome
+
+
+def _rebuilt(model, state: Mapping[str, Any] | None):
+    """A fresh ``DetectionModel`` from ``model``'s YAML holding ``state`` (``model``'s own when None)."""
+    from headstart.tasks.detection.yolo.model import build_yolo_model
+
+    fresh = build_yolo_model(model.yaml, int(model.yaml["nc"]))
+    fresh.load_state_dict(model.state_dict() if state is None else state)
+    return fresh
 
 
 def _finish_stage(outcome: TrainOutcome, best: Mapping[str, Any]) -> None:
