@@ -250,6 +250,9 @@ def test_resume_needs_headstart_checkpoint(squares, tmp_path):
     with pytest.raises(HeadstartError, match=r"Cannot resume: no YOLO checkpoint at .*yolo-last\.pt.* Start the run"
                                              r" again without --resume"):
         headstart.fit(out=run, resume=True, verbose=False)
+    proc = cli("fit", "--resume", "--out", run, tmp=tmp_path)
+    assert proc.returncode != 0 and "Cannot resume: no YOLO checkpoint" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
     (run / "checkpoints").mkdir()
     torch.save({"format": "other"}, run / "checkpoints" / "yolo-last.pt")
     with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-1'\)"):
