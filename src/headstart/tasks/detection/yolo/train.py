@@ -88,7 +88,8 @@ def _intersect(model, state: Mapping[str, Any]) -> tuple[int, int]:
 
 class EpochPermutation:
     """The order of the training images: a permutation per pass, drawn from a generator seeded with
-    (seed, stage, pass), the pass counted by the sampler itself (DataLoader workers may ask for the
+    (seed, stage, pass) (stage codes 200+, apart from the global RNGs' 100+ and the engine's own stages),
+    the pass counted by the sampler itself (DataLoader workers may ask for the
     next pass before the epoch starts). It replaces the RandomSampler inside Ultralytics' loader,
     whose shared generator is also drawn from when a loader iterator is created, so that a resumed
     run shuffles as the uninterrupted one did."""
@@ -105,7 +106,7 @@ class EpochPermutation:
         from headstart.engine.trainer import epoch_seed
 
         generator = torch.Generator()
-        generator.manual_seed(epoch_seed(self.seed, 100 + self.stage_index, self.passes))
+        generator.manual_seed(epoch_seed(self.seed, 200 + self.stage_index, self.passes))
         self.passes += 1
         yield from torch.randperm(self.n, generator=generator).tolist()
 
