@@ -140,6 +140,7 @@ def _trainer_class():
         _hs_last_opt_step = -1  # the batch of the last optimizer step (its local `last_opt_step`)
         _hs_accumulate: int | None = None  # the real accumulation while a resume emulates `last_opt_step`
         _hs_emulated = False  # the emulation's first optimizer step is this batch's
+        _hs_stage_index = 0  # which stage of the strategy this trainer runs (seeds the shuffling)
 
         def final_eval(self):
             """Ultralytics re-reads its pickled best.pt here to validate it; headstart already holds the best
@@ -148,8 +149,6 @@ def _trainer_class():
         def save_model(self):
             """No pickled last.pt/best.pt: headstart writes its own checkpoint after each epoch."""
             return False
-
-        _hs_stage_index = 0
 
         def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
             """Ultralytics' loader, shuffled by :class:`EpochPermutation` (one process only: with
