@@ -130,7 +130,7 @@ def test_a_pruned_detection_trial_stops_after_its_first_epoch(boxes, weights_env
     "spec, match",
     [
         ({"detector": ["fcos", "yolo"]}, r"'detect\.detector' parameter must be one of \{'fasterrcnn', 'fcos', "
-                                         r"'retinanet'\}\. Got 'yolo'"),
+                                         r"'retinanet', 'yolov8n', .*'yolo11x'\}\. Got 'yolo'"),
         ({"detectr": ["fcos"]}, r"Unknown search-space parameter 'detectr' for task 'detect'\. Did you mean 'detector'"),
         ({"strategy": ["head", "lp-ft"]}, r"'train\.strategy' parameter must be one of .*'head-ft'.*Got 'lp-ft'"),
         ({"backbone_lr_ratio": {"low": 0.1, "high": 2.0}}, r"backbone_lr_ratio"),

@@ -1,7 +1,9 @@
 """`headstart fit --detector yolov8n` end to end through the CLI, with every network call of the
 subprocess blocked and logged: the run folder is the torchvision detectors' (metrics.json from
 headstart's COCO evaluation, predictions.json, plots, report, model bundle with no pickle), predict
-reproduces the evaluated detections; the missing extra and the .pt pickle get clear messages."""
+reproduces the evaluated detections; the missing extra and the .pt pickle get clear messages;
+`detector: auto` takes an imported YOLO; engine callbacks (tune's) see every epoch; `--resume`
+continues from headstart's own checkpoint to the uninterrupted run's weights."""
 
 from __future__ import annotations
 
@@ -164,11 +166,9 @@ def test_imported_weights_are_used_from_the_store_with_a_frozen_first_stage(squa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "runs with --detector yolov8n use it" in proc.stdout
     run = tmp_path / "run"
-    proc = cli(
+    proc = cli(  # detector auto: Ultralytics installed and the weights imported, so auto takes this YOLO
         "fit",
         squares,
-        "--detector",
-        "yolov8n",
         "--epochs",
         "1",
         "detect.head_epochs=1",
@@ -182,12 +182,117 @@ def test_imported_weights_are_used_from_the_store_with_a_frozen_first_stage(squa
         site=BLOCK_NETWORK,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "weights from store" in proc.stderr + proc.stdout
+    out = proc.stderr + proc.stdout
+    assert "detector auto: yolov8n (Ultralytics is installed and its pretrained weights are in the weights store)" in out
+    assert "weights from store" in out
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["train"]["strategy"] == "head-ft"
+    assert cfg["detect"]["detector"] == "yolov8n" and cfg["train"]["strategy"] == "head-ft"
     assert [s["name"] for s in cfg["yolo"]["resolved"]["stages"]] == ["head", "full"]
     assert cfg["yolo"]["resolved"]["stages"][0]["freeze"] == 10  # yolov8's backbone: layers 0-9
     provenance = json.loads((run / "model/provenance.json").read_text())
     assert provenance["weights"]["source"] == "store"
     history = (run / "history.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in history[1:]] == ["head", "full"]
+
+
+def _fit(data, out, **kw):
+    import headstart
+
+    args = dict(detector="yolov8n", image_size=64, device="cpu", verbose=False)
+    return headstart.fit(data, out=out, **{**args, **kw})
+
+
+def _pickles(run):
+    """Every .pt file of the run folder except headstart's own checkpoint."""
+    return [p for p in run.rglob("*.pt") if p.name != "yolo-last.pt"]
+
+
+def test_engine_callbacks_see_every_epoch_and_may_stop_the_stage(squares, tmp_path):
+    import torch
+
+    from headstart.engine.callbacks import Callback
+
+    seen = []
+
+    class StopAfterFirst(Callback):  # what tune's deadline does: stop_stage at an epoch's end
+        def on_stage_start(self, trainer, stage):
+            seen.append(("stage", stage.name, stage.epochs, stage.on_features))
+
+        def on_epoch_end(self, trainer, row):
+            seen.append(("epoch", trainer.state.stage_index, trainer.state.epoch, row["val_map"]))
+            trainer.state.stop_stage = True
+
+        def on_fit_end(self, trainer):
+            seen.append(("end", len(trainer.state.history)))
+
+    run = tmp_path / "run"
+    result = _fit(squares, run, epochs=3, callbacks=[StopAfterFirst()])
+    assert seen[0] == ("stage", "full", 3, False) and seen[-1] == ("end", 1)
+    assert seen[1][:3] == ("epoch", 0, 1) and 0.0 <= seen[1][3] <= 1.0
+    assert len(result.history) == 1 and result.metrics["epochs_run"] == 1
+    # no pickle of Ultralytics is written; headstart's checkpoint reads back with the restricted loader
+    assert _pickles(run) == []
+    saved = torch.load(run / "checkpoints" / "yolo-last.pt", map_location="cpu", weights_only=True)
+    assert saved["format"] == "headstart-yolo-1" and saved["epoch"] == 0 and saved["stage_done"] is True
+
+
+def test_resume_needs_headstart_checkpoint(squares, tmp_path):
+    import torch
+
+    import headstart
+    from headstart.config import build_config
+    from headstart.errors import HeadstartError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = build_config(squares, task="detect", detector="yolov8n", image_size=64, epochs=1, device="cpu")
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    with pytest.raises(HeadstartError, match=r"Cannot resume: no YOLO checkpoint at .*yolo-last\.pt.* Start the run"
+                                             r" again without --resume"):
+        headstart.fit(out=run, resume=True, verbose=False)
+    proc = cli("fit", "--resume", "--out", run, tmp=tmp_path)
+    assert proc.returncode != 0 and "Cannot resume: no YOLO checkpoint" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (run / "checkpoints").mkdir()
+    torch.save({"format": "other"}, run / "checkpoints" / "yolo-last.pt")
+    with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-1'\)"):
+        headstart.fit(out=run, resume=True, verbose=False)
+
+
+@pytest.mark.slow  # four YOLO fits, 5 + 3 + 2 + 1 epochs: 16 s on one idle core, a minute on a busy machine
+def test_an_interrupted_yolo_run_resumes_to_the_same_weights(squares, tmp_path):
+    from safetensors.torch import load_file
+
+    import headstart
+    from headstart.engine.callbacks import Callback
+
+    class Interrupt(Callback):
+        def __init__(self, epoch):
+            self.epoch = epoch
+
+        def on_epoch_end(self, trainer, row):
+            if row["epoch"] == self.epoch:
+                raise KeyboardInterrupt
+
+    # head-ft: 2 epochs with the backbone frozen, then 3 of everything. Batch 8 and Ultralytics' nominal
+    # batch 24: an optimizer step every 3 batches of the 2 an epoch, so the second cut (checkpoint after
+    # epoch 3, the first of the second stage) holds accumulated gradients and its first resumed batch must
+    # not step; the first cut (checkpoint after epoch 2) is at the end of the first stage
+    args = dict(epochs=3, batch_size=8, strategy="head-ft", overrides=["yolo.nbs=24", "detect.head_epochs=2"])
+    full = _fit(squares, tmp_path / "full", **args)
+    assert [r["stage"] for r in full.history] == ["head", "head", "full", "full", "full"]
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        _fit(squares, cut, callbacks=[Interrupt(3)], **args)
+    with pytest.raises(KeyboardInterrupt):
+        headstart.fit(out=cut, resume=True, verbose=False, callbacks=[Interrupt(4)])
+    resumed = headstart.fit(out=cut, resume=True, verbose=False)
+
+    def rows(history):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    assert rows(resumed.history) == rows(full.history)
+    assert resumed.metrics["map"] == full.metrics["map"] and resumed.metrics["epochs_run"] == 5
+    a, b = load_file(tmp_path / "full" / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert _pickles(cut) == []

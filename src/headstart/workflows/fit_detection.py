@@ -26,16 +26,21 @@ class _Model:
 
 
 def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
-    from headstart.tasks.detection.yolo import is_yolo
-
-    if is_yolo(cfg.detect.detector):  # the Ultralytics backend (headstart[yolo]): its own workflow
-        from headstart.workflows import fit_yolo
-
-        return fit_yolo.run(cfg, run, console=console, verbose=verbose, callbacks=callbacks)
     import torch
 
     from headstart.engine import distributed
     from headstart.engine.device import resolve_device
+    from headstart.tasks.detection.choices import resolve_detector
+    from headstart.tasks.detection.yolo import is_yolo
+
+    # the detector first: `auto` may choose a YOLO one (its imported weights in the store), which has its own workflow
+    cfg, why = resolve_detector(cfg, resolve_device(cfg.train.device, amp=False, channels_last=False).device.type)
+    if why is not None:
+        console.print(why)
+    if is_yolo(cfg.detect.detector):  # the Ultralytics backend (headstart[yolo])
+        from headstart.workflows import fit_yolo
+
+        return fit_yolo.run(cfg, run, console=console, verbose=verbose, callbacks=callbacks)
 
     t_start = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
@@ -214,8 +219,6 @@ def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _L
         checkpoint_dir=run.checkpoint_dir,
     )
     state = trainer.fit(resume=cfg.resume)
-    if trainer.world.is_main:
-        run.write_history(state.history)
     return trainer, state
 
 
@@ -238,47 +241,17 @@ def save(cfg: FitConfig, index, model: _Model, trainer, run: RunFolder, metrics,
          console) -> FitResult:
     import torch
 
-    from headstart._io import atomic_write_json
-    from headstart._version import __version__
-    from headstart.tasks.detection.matching import pr_curves
-    from headstart.tasks.detection.metrics import coco_results, confusion_matrix
-    from headstart.tasks.detection.plots import (
-        plot_confusion_matrix,
-        plot_f1_confidence,
-        plot_learning_curves,
-        plot_pr_curves,
-    )
-    from headstart.tasks.detection.task import ground_truth
-    from headstart.workflows.provenance import provenance
+    from headstart.workflows.detection_outputs import save_detection_run
 
-    split = metrics["split"]
-    truth = ground_truth(index.splits[split])
     if model.anchors is not None:
         metrics["anchors"] = {"sizes": [list(s) for s in model.anchors.sizes],
                               "aspect_ratios": list(model.anchors.aspect_ratios),
                               "coverage": model.anchors.coverage, "default_coverage": model.anchors.default_coverage,
                               "used": cfg.detect.anchors}
-    run.write_metrics(metrics)
-    atomic_write_json(run.path / "predictions.json", coco_results(detections, index.classes))
-    curves = pr_curves(truth, detections, index.classes)
-    plot_learning_curves(state.history, run.plots_dir / "learning_curves.png")
-    plot_pr_curves(curves, run.plots_dir / "pr_curves.png")
-    plot_f1_confidence(curves, run.plots_dir / "f1_confidence.png")
-    plot_confusion_matrix(confusion_matrix(truth, detections, index.classes), index.classes,
-                          run.plots_dir / "confusion_matrix.png")
     trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
-    run.save_model(
-        trainer.model.state_dict(), task="detect", architecture=model.spec.backbone, classes=index.classes,
+    return save_detection_run(
+        cfg, index, run, history=state.history, metrics=metrics, detections=detections,
+        state_dict=trainer.model.state_dict(), architecture=model.spec.backbone,
         num_outputs=index.num_classes + model.spec.first_label, preprocessing=model.pre.to_dict(),
-        provenance=provenance(__version__, cfg, index, model.weights),
-        extra={"detector": model.spec.to_dict(), "conf": cfg.detect.conf if cfg.detect.conf is not None
-               else metrics.get("conf_threshold"), "max_det": cfg.detect.max_det},
+        weights=model.weights, model_extra={"detector": model.spec.to_dict()}, console=console,
     )
-    from headstart.reporting.fit_hooks import report_after_fit
-
-    console.print(
-        f"{split}: mAP {metrics['map']:.4f}, mAP50 {metrics['map50']:.4f}, mAP75 {metrics['map75']:.4f} on"
-        f" {metrics['n_images']} images ({metrics['n_boxes']} boxes). Run folder: {run.path}"
-    )
-    report_after_fit(run.path, console)
-    return FitResult(run.path, cfg, state.history, metrics, list(index.classes), None, task="detect")

@@ -2,11 +2,14 @@
 extra): headstart's data -> the YOLO layout in the run folder -> Ultralytics' trainer ->
 headstart's COCO evaluation of the model's predictions -> the same run folder as the torchvision
 detectors (task detect, metrics.json, predictions.json, plots, report, the model bundle as
-safetensors + the model YAML + class names).
+safetensors + the model YAML + class names), written by the same function
+(:func:`headstart.workflows.detection_outputs.save_detection_run`).
 
-What Ultralytics' trainer owns here, and headstart therefore does not offer for YOLO runs:
-``--resume`` (its resume reads its own pickled ``last.pt``), tune's trial callbacks, ``--monitor``
-other than val_map (its best epoch is the one with the best val mAP50-95).
+As for the engine's detectors: tune's trial callbacks see every epoch (pruning on val_map, the
+study's deadline), and ``--resume`` continues from headstart's own checkpoint, written after every
+epoch without any pickle of Ultralytics (:mod:`headstart.tasks.detection.yolo.checkpoint`, which says
+when the resumed run is exact). What Ultralytics' trainer owns: ``--monitor`` is val_map only (its
+best epoch is the one with the best val mAP50-95), and its early stopping (``--patience``).
 """
 
 from __future__ import annotations
@@ -26,16 +29,6 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     from headstart.tasks.base import UnsupportedForTask
     from headstart.tasks.detection.yolo.runtime import load_ultralytics
 
-    detector = cfg.detect.detector
-    if cfg.resume:
-        raise UnsupportedForTask(
-            f"--resume is not available for YOLO detectors ({detector}): Ultralytics resumes from"
-            " its own pickled last.pt, which headstart does not load. Start the run again."
-        )
-    if callbacks:
-        raise UnsupportedForTask(
-            f"training callbacks (tune's trials) are not available for YOLO detectors ({detector})."
-        )
     if cfg.train.monitor not in ("auto", "val_map"):
         raise UnsupportedForTask(
             f"--monitor {cfg.train.monitor} is not available for YOLO detectors: Ultralytics keeps"
@@ -48,11 +41,17 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
 
     t_start = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
+    resume = None
+    if cfg.resume:  # before any heavy work: the checkpoint headstart wrote (tensors and plain values only)
+        from headstart.tasks.detection.yolo import checkpoint
+
+        resume = checkpoint.read(run.checkpoint_dir / checkpoint.CHECKPOINT_NAME)
     index = _load_data(cfg, run, console)
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=False)
     cfg, weights, stages, args = _plan(cfg, index, dev, run, console)
-    run.write_config(cfg.to_yaml())
-    outcome = _train(cfg, index, weights, stages, args, console, verbose)
+    if not cfg.resume:
+        run.write_config(cfg.to_yaml())
+    outcome = _train(cfg, index, weights, stages, args, console, verbose, callbacks, run, resume)
     metrics, detections = _evaluate(cfg, index, outcome, dev, args, t_start)
     metrics["ultralytics"]["version"] = ultralytics.__version__
     return _save(cfg, index, outcome, weights, run, metrics, detections, console)
@@ -63,33 +62,34 @@ def _load_data(cfg: FitConfig, run: RunFolder, console):
 
     d = cfg.data
     index = load_detection_dataset(
-        d.path, val_fraction=d.val_fraction, test_fraction=d.test_fraction, strict=d.strict, seed=cfg.train.seed
+        d.path,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        strict=d.strict,
+        seed=cfg.train.seed,
+        split_file=run.split_path if cfg.resume else None,
     )
     console.print(index.summary().format())
-    save_detection_split(index, run.split_path)
+    if not cfg.resume:
+        save_detection_split(index, run.split_path)
     return index
 
 
 def _plan(cfg: FitConfig, index, dev, run: RunFolder, console):
     """Every auto resolved, the weights found, the dataset written as a YOLO layout, and
     Ultralytics' arguments; the resolved arguments go into config.yaml under ``yolo:``."""
-    from headstart.tasks.detection.choices import auto_image_size
+    from headstart.tasks.detection.choices import resolve_choices
     from headstart.tasks.detection.yolo.layout import write_yolo_dataset
-    from headstart.tasks.detection.yolo.recipe import OWNED_ARGS, check_passthrough, resolve_yolo_choices, train_args
+    from headstart.tasks.detection.yolo.recipe import OWNED_ARGS, check_passthrough, train_args
     from headstart.tasks.detection.yolo.train import YoloStage
     from headstart.tasks.detection.yolo.weights import find_yolo_weights
 
     detector = cfg.detect.detector
     extra = check_passthrough(cfg.yolo)
     weights = find_yolo_weights(detector, explicit=cfg.model.weights) if cfg.model.pretrained else None
+    # the input size and Ultralytics' recipe, as tune's trial 0 resolves them (tasks/detection/choices.py)
+    cfg, reasons = resolve_choices(cfg, index.splits["train"], device_type=dev.device.type)
     image_size = cfg.model.image_size
-    if image_size is None:
-        image_size = auto_image_size(index.splits["train"], dev.device.type)
-        console.print(f"input size {image_size}px: the training images' median longer side (256-512 on a CPU)")
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": detector, "image_size": image_size})})
-    cfg, reasons = resolve_yolo_choices(
-        cfg, index.splits["train"], device_type=dev.device.type, has_weights=weights is not None
-    )
     for reason in reasons:
         console.print(reason)
     layout = write_yolo_dataset(index.splits, index.classes, run.path / "yolo" / "data")
@@ -130,7 +130,7 @@ def _plan(cfg: FitConfig, index, dev, run: RunFolder, console):
     return cfg, weights, stages, args
 
 
-def _train(cfg: FitConfig, index, weights, stages, args, console, verbose: bool):
+def _train(cfg: FitConfig, index, weights, stages, args, console, verbose: bool, callbacks, run: RunFolder, resume):
     from safetensors.torch import load_file
 
     from headstart.tasks.detection.yolo import yaml_name
@@ -139,7 +139,19 @@ def _train(cfg: FitConfig, index, weights, stages, args, console, verbose: bool)
 
     model = build_yolo_model(yaml_name(cfg.detect.detector), index.num_classes)
     state = load_file(str(weights.path)) if weights is not None else None
-    return train_stages(model, stages, args, state=state, log=console.print, verbose=verbose)
+    from headstart.tasks.detection.yolo.checkpoint import CHECKPOINT_NAME
+
+    return train_stages(
+        model,
+        stages,
+        args,
+        state=state,
+        log=console.print,
+        verbose=verbose,
+        callbacks=callbacks,
+        checkpoint_path=run.checkpoint_dir / CHECKPOINT_NAME,
+        resume=resume,
+    )
 
 
 def _evaluate(cfg: FitConfig, index, outcome, dev, args, t_start: float):
@@ -191,66 +203,37 @@ def _evaluate(cfg: FitConfig, index, outcome, dev, args, t_start: float):
 
 
 def _save(cfg: FitConfig, index, outcome, weights, run: RunFolder, metrics, detections, console) -> FitResult:
-    from headstart._io import atomic_write_json, atomic_write_text
-    from headstart._version import __version__
+    from headstart._io import atomic_write_text
     from headstart.data.box_dataset import box_preprocessing
-    from headstart.tasks.detection.matching import pr_curves
-    from headstart.tasks.detection.metrics import coco_results, confusion_matrix
     from headstart.tasks.detection.models import DetectorSpec
-    from headstart.tasks.detection.plots import (
-        plot_confusion_matrix,
-        plot_f1_confidence,
-        plot_learning_curves,
-        plot_pr_curves,
-    )
-    from headstart.tasks.detection.task import ground_truth
     from headstart.tasks.detection.yolo.model import model_yaml_text
-    from headstart.workflows.provenance import provenance
+    from headstart.workflows.detection_outputs import save_detection_run
 
-    split = metrics["split"]
-    truth = ground_truth(index.splits[split])
-    run.write_history(outcome.history)
-    run.write_metrics(metrics)
-    atomic_write_json(run.path / "predictions.json", coco_results(detections, index.classes))
-    curves = pr_curves(truth, detections, index.classes)
-    plot_learning_curves(outcome.history, run.plots_dir / "learning_curves.png")
-    plot_pr_curves(curves, run.plots_dir / "pr_curves.png")
-    plot_f1_confidence(curves, run.plots_dir / "f1_confidence.png")
-    plot_confusion_matrix(
-        confusion_matrix(truth, detections, index.classes), index.classes, run.plots_dir / "confusion_matrix.png"
-    )
-    size = cfg.model.image_size
+    split, size = metrics["split"], cfg.model.image_size
     pre = box_preprocessing(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     spec = DetectorSpec(
         cfg.detect.detector, cfg.detect.detector, index.num_classes, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     )
-    run.save_model(
-        outcome.model.state_dict(),
-        task="detect",
+    atomic_write_text(Path(run.model_dir) / "model.yaml", model_yaml_text(outcome.model))
+    yolo = {
+        "model_yaml": "model.yaml",
+        "iou": 0.7,
+        "backend": "ultralytics",
+        "ultralytics_version": metrics["ultralytics"]["version"],
+    }
+    return save_detection_run(
+        cfg,
+        index,
+        run,
+        history=outcome.history,
+        metrics=metrics,
+        detections=detections,
+        state_dict=outcome.model.state_dict(),
         architecture=cfg.detect.detector,
-        classes=index.classes,
         num_outputs=index.num_classes,
         preprocessing=pre.to_dict(),
-        provenance=provenance(__version__, cfg, index, weights),
-        extra={
-            "detector": spec.to_dict(),
-            "conf": cfg.detect.conf if cfg.detect.conf is not None else metrics.get("conf_threshold"),
-            "max_det": cfg.detect.max_det,
-            "yolo": {
-                "model_yaml": "model.yaml",
-                "iou": 0.7,
-                "backend": "ultralytics",
-                "ultralytics_version": metrics["ultralytics"]["version"],
-            },
-        },
+        weights=weights,
+        model_extra={"detector": spec.to_dict(), "yolo": yolo},
+        console=console,
+        summary_note=f"; Ultralytics' own mAP on the same split {metrics['ultralytics'][split + '_map']:.4f}",
     )
-    atomic_write_text(Path(run.model_dir) / "model.yaml", model_yaml_text(outcome.model))
-    from headstart.reporting.fit_hooks import report_after_fit
-
-    console.print(
-        f"{split}: mAP {metrics['map']:.4f}, mAP50 {metrics['map50']:.4f}, mAP75 {metrics['map75']:.4f} on"
-        f" {metrics['n_images']} images ({metrics['n_boxes']} boxes); Ultralytics' own mAP on the same split"
-        f" {metrics['ultralytics'][split + '_map']:.4f}. Run folder: {run.path}"
-    )
-    report_after_fit(run.path, console)
-    return FitResult(run.path, cfg, outcome.history, metrics, list(index.classes), None, task="detect")

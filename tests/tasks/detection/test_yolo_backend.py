@@ -94,7 +94,7 @@ def _resolved(**kw):
 
 
 def test_config_maps_onto_ultralytics_arguments():
-    from headstart.tasks.detection.yolo.recipe import train_args
+    from headstart.tasks.detection.yolo.recipe import resolve_yolo_choices, train_args
 
     cfg, reasons = _resolved()
     assert (cfg.train.strategy, cfg.train.batch_size, cfg.train.lr, cfg.train.epochs) == ("full", 16, 1e-3, 12)
@@ -102,7 +102,13 @@ def test_config_maps_onto_ultralytics_arguments():
     args = train_args(cfg, device="cpu", data_yaml="d.yaml", project="p")
     assert args["optimizer"] == "AdamW" and args["lr0"] == 1e-3 and args["imgsz"] == 320 and args["epochs"] == 12
     assert args["mosaic"] == 1.0 and args["plots"] is False and args["device"] == "cpu" and args["workers"] == 0
-    assert "weight_decay" not in args  # Ultralytics' own unless the user set it
+    assert args["weight_decay"] == cfg.train.weight_decay == 5e-4  # Ultralytics' own unless the user set another
+    # decided by value: a config.yaml read back (every key written) resolves the same
+    again, _ = resolve_yolo_choices(build_config(config=cfg.to_dict()), [object()] * 240, device_type="cpu",
+                                    has_weights=False)
+    assert again.train.weight_decay == 5e-4
+    reread, _ = _resolved(weight_decay=0.05)  # headstart's default value: Ultralytics' decay
+    assert reread.train.weight_decay == 5e-4
     assert args["amp"] is False  # its AMP check on a GPU would download a model
 
     cfg, _ = _resolved(optimizer="sgd", weight_decay=1e-4, augment="none", patience=3)

@@ -5,7 +5,14 @@ The rules (constants below), and where they come from (BENCHMARKS.md, "Detection
 the val split of the glyphs-on-photos benchmark, 240 training images, FCOS on MobileNetV2):
 
 * detector: ``fcos`` on a CPU (anchor-free: nothing to mis-size, and the cheapest of the three per
-  step here), ``fasterrcnn`` on a GPU (what users ask for first).
+  step here), ``fasterrcnn`` on a GPU (what users ask for first). A YOLO detector only when
+  Ultralytics is installed (the ``yolo`` extra) and the user imported its pretrained weights into the
+  weights store (``headstart weights import yolo11n.pt --model yolo11n --trust-pickle``), with
+  ``model.name`` left at auto and ``model.pretrained`` on: then the whole detector starts trained,
+  not only its backbone. From its YAML alone it must not be chosen: yolo11n without pretrained
+  weights scored 0.111 test mAP against FCOS on MobileNetV2's 0.628 at equal CPU time (BENCHMARKS.md,
+  "YOLO from its YAML"). With several imported, the newest family (yolo11 before yolov8) at the
+  smallest scale. The reason is printed either way.
 * input size: the training images' median longer side, rounded up to a multiple of 32, between 256
   and 512 on a CPU (640 on a GPU): detecting at more than the images' own resolution adds cost and
   no detail.
@@ -28,7 +35,7 @@ from typing import Any, Sequence
 
 from headstart.config import FitConfig
 
-__all__ = ["resolve_choices", "auto_detector", "auto_image_size"]
+__all__ = ["resolve_choices", "auto_detector", "auto_image_size", "yolo_candidate"]
 
 DETECTOR_NAMES = ("fasterrcnn", "fcos", "retinanet")  # torchvision's (models.DETECTORS, without importing torch)
 TARGET_IMAGES = 2880
@@ -36,10 +43,59 @@ MIN_EPOCHS, MAX_EPOCHS = 8, 60
 HEAD_FRACTION = 0.2
 
 
-def auto_detector(device_type: str) -> tuple[str, str]:
+# the order in which `detector: auto` looks for imported YOLO weights: newest family, smallest scale first
+YOLO_PREFERENCE = tuple(f"{family}{scale}" for family in ("yolo11", "yolov8") for scale in "nsmlx")
+
+
+def yolo_candidate(cfg: FitConfig | None, store_root=None) -> tuple[str | None, str]:
+    """The YOLO detector ``detector: auto`` may choose for ``cfg`` (None: none) and why, without
+    importing Ultralytics: it must be installed, and pretrained weights for the detector must be in
+    the weights store (converted by ``headstart weights import``)."""
+    import importlib.util
+
+    from headstart.tasks.detection.yolo.weights import find_yolo_weights
+
+    if cfg is None:
+        return None, "YOLO not considered"
+    if cfg.model.name != "auto":
+        return None, f"YOLO not considered: model.name is the backbone {cfg.model.name!r}"
+    if not cfg.model.pretrained:
+        return None, "YOLO not considered: model.pretrained is off (from its YAML alone YOLO loses on small data)"
+    if importlib.util.find_spec("ultralytics") is None:
+        return None, "YOLO not considered: Ultralytics (the yolo extra, AGPL-3.0) is not installed"
+    for name in YOLO_PREFERENCE:
+        if find_yolo_weights(name, store_root=store_root) is not None:
+            return name, f"{name} (Ultralytics is installed and its pretrained weights are in the weights store)"
+    return None, (
+        "YOLO not considered: no pretrained YOLO weights in the weights store (from its YAML alone yolo11n"
+        " scored 0.111 test mAP against 0.628 for FCOS on MobileNetV2, BENCHMARKS.md); to use one: headstart"
+        " weights import yolo11n.pt --model yolo11n --trust-pickle"
+    )
+
+
+def auto_detector(device_type: str, cfg: FitConfig | None = None) -> tuple[str, str]:
+    """``detector: auto``: a YOLO detector whose pretrained weights the user imported (see
+    :func:`yolo_candidate`; only when ``cfg`` is given), else fcos on a CPU and fasterrcnn on a GPU;
+    and the reason to print, which says why YOLO was or was not chosen."""
+    yolo, why_yolo = yolo_candidate(cfg)
+    if yolo is not None:
+        return yolo, why_yolo
     if device_type == "cuda":
-        return "fasterrcnn", "fasterrcnn on a GPU (the most accurate of the three when steps are cheap)"
-    return "fcos", f"fcos on {device_type} (anchor-free, and the cheapest per step of the three here)"
+        detector, why = "fasterrcnn", "fasterrcnn on a GPU (the most accurate of the three when steps are cheap)"
+    else:
+        detector, why = "fcos", f"fcos on {device_type} (anchor-free, and the cheapest per step of the three here)"
+    return detector, why if cfg is None else f"{why}; {why_yolo}"
+
+
+def resolve_detector(cfg: FitConfig, device_type: str) -> tuple[FitConfig, str | None]:
+    """``cfg`` with ``detect.detector: auto`` decided (first, before anything that depends on the
+    detector's backend), and the reason to print (None when it was set)."""
+    if cfg.detect.detector != "auto":
+        return cfg, None
+    detector, why = auto_detector(device_type, cfg)
+    return cfg.model_copy(
+        update={"detect": cfg.detect.model_copy(update={"detector": detector})}
+    ), f"detector auto: {why}"
 
 
 def auto_image_size(samples: Sequence, device_type: str) -> int:
@@ -56,15 +112,24 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     from headstart.tasks.detection.yolo import YOLO_DETECTORS
 
     reasons: list[str] = []
+    check_choice("detect.detector", cfg.detect.detector, ("auto", *DETECTOR_NAMES, *YOLO_DETECTORS))
+    cfg, why = resolve_detector(cfg, device_type)
+    if why is not None:
+        reasons.append(why)
     d, t, m = cfg.detect, cfg.train, cfg.model
-    detector = check_choice("detect.detector", d.detector, ("auto", *DETECTOR_NAMES, *YOLO_DETECTORS))
-    if detector == "auto":
-        detector, why = auto_detector(device_type)
-        reasons.append(f"detector auto: {why}")
+    detector = d.detector
     image_size = m.image_size
     if image_size is None:
         image_size = auto_image_size(train_samples, device_type)
         reasons.append(f"input size {image_size}px: the training images' median longer side (256-512 on a CPU)")
+    if detector in YOLO_DETECTORS:  # Ultralytics' recipe (tasks/detection/yolo/recipe.py)
+        from headstart.tasks.detection.yolo.recipe import resolve_yolo_choices
+        from headstart.tasks.detection.yolo.weights import find_yolo_weights
+
+        has_weights = m.pretrained and find_yolo_weights(detector, explicit=m.weights) is not None
+        cfg = cfg.model_copy(update={"model": m.model_copy(update={"name": detector, "image_size": image_size})})
+        cfg, more = resolve_yolo_choices(cfg, train_samples, device_type=device_type, has_weights=has_weights)
+        return cfg, reasons + more
     batch_size = t.batch_size or (16 if device_type == "cuda" else 4)
     lr = t.lr if t.lr is not None else 5e-4 * batch_size / 4
     n = len(train_samples)

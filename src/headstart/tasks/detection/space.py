@@ -7,6 +7,14 @@ the epochs, the input size (multiples of 32 around the chosen one), the augmenta
 strategy and the detector. A value the user set (``--detector fcos``, ``--image-size 320``,
 ``detect.backbone_lr_ratio=0.5``, ...) is kept for every trial instead of searched; the head
 epochs of ``head-ft`` stay at headstart's choice so that trial 0 is exactly the default config.
+
+A YOLO detector (``--detector yolo11n``, or the one ``detector: auto`` chooses when its imported
+weights are in the store) is searched with Ultralytics' recipe around headstart's YOLO defaults
+(:mod:`~headstart.tasks.detection.yolo.recipe`): the LR, epochs, input size and augmentation; the
+strategy only when it starts from imported weights (from its YAML everything trains). The names that
+only torchvision's detectors read (``backbone_lr_ratio``, ``fpn_channels``, ``anchors``) are left out
+when the detector is a fixed YOLO one. A space may list YOLO detectors beside torchvision's
+(``detector: [fcos, yolo11n]``) when Ultralytics is installed.
 """
 
 from __future__ import annotations
@@ -50,7 +58,18 @@ class DetectionSearchSpace(TaskSearchSpace):
         from headstart._validation import check_choice
 
         if PARAM_KEYS.get(name, name) == "detect.detector":
-            check_choice("detect.detector", value, DETECTORS)
+            import importlib.util
+
+            from headstart.tasks.detection.yolo import YOLO_DETECTORS, is_yolo
+
+            check_choice("detect.detector", value, (*DETECTORS, *YOLO_DETECTORS))
+            if is_yolo(value) and importlib.util.find_spec("ultralytics") is None:
+                from headstart.errors import ConfigError
+
+                raise ConfigError(
+                    f"The search space lists the YOLO detector {value!r}, which needs Ultralytics: pip install"
+                    " 'headstart[yolo]' (AGPL-3.0), or leave it out of the space."
+                )
 
     def load(self, cfg) -> tuple[Any, int]:
         from headstart.data.detection import load_detection_dataset
@@ -80,27 +99,32 @@ class DetectionSearchSpace(TaskSearchSpace):
     def default_spec(self, cfg, resolved, n_train: int) -> dict[str, Any]:
         """The searched ranges for ``cfg`` (the user's config, before resolving) around
         ``resolved`` (headstart's choices); names the user set are left out."""
+        from headstart.tasks.detection.yolo import is_yolo
+
         t, d, r = cfg.train, cfg.detect, resolved
+        fixed_yolo = is_yolo(d.detector)  # every trial trains this YOLO detector
         spec: dict[str, Any] = {}
         if t.lr is None:
             lr = r.train.lr
             spec["lr"] = {"low": float(f"{lr / 5:.3g}"), "high": float(f"{lr * 4:.3g}"), "log": True}
-        if "backbone_lr_ratio" not in d.model_fields_set:
+        if "backbone_lr_ratio" not in d.model_fields_set and not fixed_yolo:
             spec["backbone_lr_ratio"] = {"low": 0.05, "high": 1.0, "log": True}
         if t.epochs is None:
             e = r.train.epochs
             spec["epochs"] = {"low": max(1, e // 2), "high": max(2, e + e // 2)}
-        if d.head_epochs is None:
+        if d.head_epochs is None and r.detect.head_epochs is not None:
             spec["head_epochs"] = r.detect.head_epochs  # fixed: trial 0 is exactly the default config
         if cfg.model.image_size is None:
             size = r.model.image_size
             spec["image_size"] = {"choices": sorted({max(64, 32 * round(size * f / 32)) for f in (0.75, 1.0, 1.25)})}
         if cfg.augment.preset == "auto":
             spec["augment"] = {"choices": ["none", "light", "medium"] if n_train < SMALL else ["light", "medium", "strong"]}
-        if t.strategy == "auto":
+        from_yaml = is_yolo(r.detect.detector) and r.train.strategy == "full"  # no imported weights: all trains
+        if t.strategy == "auto" and not from_yaml:
             spec["strategy"] = {"choices": ["head", "head-ft", "full"] if n_train < SMALL else ["head-ft", "full"]}
-        if d.detector == "auto":
-            spec["detector"] = {"choices": list(DETECTORS)}
+        if d.detector == "auto":  # torchvision's, and the YOLO detector auto chose (its weights imported)
+            chosen = [r.detect.detector] if is_yolo(r.detect.detector) else []
+            spec["detector"] = {"choices": chosen + list(DETECTORS)}
         return spec
 
 

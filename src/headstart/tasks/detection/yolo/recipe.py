@@ -11,8 +11,12 @@ The mapping (left: headstart, right: Ultralytics):
   downloads a model: ``yolo.amp=true`` turns AMP on, and that check then tries the network); ``data.cache`` ->
   ``cache`` (memory: ram, disk, none: off).
 * ``train.optimizer`` (adamw, adam, sgd) -> ``optimizer`` (AdamW, Adam, SGD), ``train.lr`` ->
-  ``lr0``, ``train.momentum`` -> ``momentum`` for SGD. Weight decay keeps Ultralytics' 5e-4
-  unless ``train.weight_decay`` was set (headstart's 0.05 is for AdamW on a pretrained backbone).
+  ``lr0``, ``train.momentum`` -> ``momentum`` for SGD. Weight decay is Ultralytics' 5e-4 unless
+  ``train.weight_decay`` is set to another value than the config's default 0.05 (headstart's 0.05 is
+  for AdamW on a pretrained backbone). Decided by value, not by whether the key was written: a
+  config.yaml, tune's trial configs and a resumed run carry every key; the resolved value is written
+  into config.yaml, so a resumed run or a reused config.yaml trains with the same decay
+  (``yolo.weight_decay=0.05`` forces 0.05).
 * ``augment.preset``: none turns every augmentation off; light = flips, shift and scale jitter
   (``augment.hflip``, ``vflip``, ``shift``, ``zoom``); medium = light + mosaic, colour (HSV)
   jitter and scale 0.5 (Ultralytics' own recipe); strong = medium + mixup 0.1 and copy-paste 0.1.
@@ -77,6 +81,7 @@ _OFF = {
 RESOLVED = "resolved"  # the key under which a run saves every argument it used (not an input)
 AUGMENT_PRESETS = ("none", "light", "medium", "strong")
 TARGET_IMAGES, MIN_EPOCHS, MAX_EPOCHS = 2880, 8, 60
+ULTRALYTICS_WEIGHT_DECAY = 5e-4  # its default (ultralytics/cfg/default.yaml, 8.4.190)
 
 
 def resolve_yolo_choices(
@@ -110,9 +115,20 @@ def resolve_yolo_choices(
     if strategy == "head-ft" and head_epochs is None:
         head_epochs = max(1, round(epochs * 0.2))
     preset = "medium" if cfg.augment.preset == "auto" else cfg.augment.preset
+    weight_decay = t.weight_decay
+    if weight_decay == type(t).model_fields["weight_decay"].default:  # headstart's, not the user's
+        weight_decay = ULTRALYTICS_WEIGHT_DECAY
     update: dict[str, Any] = {
         "detect": d.model_copy(update={"head_epochs": head_epochs}),
-        "train": t.model_copy(update={"batch_size": batch_size, "lr": lr, "epochs": epochs, "strategy": strategy}),
+        "train": t.model_copy(
+            update={
+                "batch_size": batch_size,
+                "lr": lr,
+                "epochs": epochs,
+                "strategy": strategy,
+                "weight_decay": weight_decay,
+            }
+        ),
         "augment": cfg.augment.model_copy(update={"preset": preset}),
     }
     return cfg.model_copy(update=update), reasons
@@ -171,8 +187,7 @@ def train_args(cfg: FitConfig, *, device: str, data_yaml: str, project: str) -> 
     }
     if t.optimizer == "sgd":
         args["momentum"] = t.momentum
-    if "weight_decay" in t.model_fields_set:
-        args["weight_decay"] = t.weight_decay
+    args["weight_decay"] = t.weight_decay  # resolved by resolve_yolo_choices
     return args
 
 

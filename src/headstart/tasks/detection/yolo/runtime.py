@@ -109,5 +109,9 @@ def _undo_global_patches() -> None:
     if original_open is not None and Image.open is getattr(patches, "image_open", None):
         Image.open = original_open
     original_save = getattr(patches, "_torch_save", None)
-    if original_save is not None and torch.save is not original_save and getattr(torch.save, "__module__", "").startswith("ultralytics"):
+    if (
+        original_save is not None
+        and torch.save is not original_save
+        and getattr(torch.save, "__module__", "").startswith("ultralytics")
+    ):
         torch.save = original_save
