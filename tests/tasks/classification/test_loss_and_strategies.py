@@ -3,7 +3,13 @@ import torch
 
 from headstart.config import TrainConfig
 from headstart.tasks.classification.loss import ClassificationLoss, balanced_class_weights, logits_to_probs, num_outputs
-from headstart.tasks.classification.strategies import FULL_FINETUNE_LR, default_lr, plan_stages, resolve_freeze_bn, resolve_strategy
+from headstart.tasks.classification.strategies import (
+    FULL_FINETUNE_LR,
+    default_lr,
+    plan_stages,
+    resolve_freeze_bn,
+    resolve_strategy,
+)
 
 
 def test_binary_uses_one_logit_and_bce():
