@@ -22,7 +22,7 @@ the val split of the glyphs-on-photos benchmark, 240 training images, FCOS on Mo
   torchvision loop's; 18 epochs is what fits in that loop's CPU time on the benchmark (20 epochs
   gained another point of val mAP but went 2% over it).
 * a moving average of the weights (``train.ema_decay`` 0.999 with timm's warm-up, the average is
-  validated, kept as the best and saved): above the live weights by 2-12 points of val mAP from
+  validated, kept as the best and saved): above the live weights by 1-12 points of val mAP from
   the first fine-tuning epoch to the last few, level at the end of the cosine schedule; so early
   stopping and a schedule cut short keep a better model.
 * augmentation: ``light`` (flips, scale and shift jitter); ``medium`` and ``strong`` are there to
