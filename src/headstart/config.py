@@ -197,6 +197,11 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.05, ge=0, json_schema_extra=_cli("--weight-decay"))
     """Weight decay; decoupled for AdamW."""
     warmup_epochs: float = Field(1.0, ge=0)
+    ema_decay: float | None = Field(None, ge=0, lt=1)
+    """Validate, keep and save an exponential moving average of the weights (timm's ModelEmaV3, one
+    per stage through the backbone, its decay warmed up from 0 over the stage's steps and capped at
+    this value); 0 turns it off. Default (null, auto): 0.999 for detection (BENCHMARKS.md,
+    "Detection"), off for classification."""
     min_lr_ratio: float = Field(0.01, ge=0, le=1)
     """Final LR of the cosine schedule, as a fraction of the peak."""
     label_smoothing: float = Field(0.1, ge=0, lt=1, json_schema_extra=_cli("--label-smoothing"))

@@ -275,3 +275,53 @@ def test_cuda_amp_channels_last_step():
     trainer = Trainer(task, plan_stages(cfg, "full"), cfg, dev=dev)
     state = trainer.fit()
     assert next(trainer.model.parameters()).is_cuda and len(state.history) == 1
+
+
+class _Snapshots(Callback):
+    """The live and the moving-average weights at the end of every epoch."""
+
+    def __init__(self):
+        self.live, self.ema = [], []
+
+    def on_epoch_end(self, trainer, row):
+        self.live.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        self.ema.append({k: v.clone() for k, v in trainer.ema.module.state_dict().items()})
+
+
+def test_ema_weights_are_validated_and_kept_as_the_best():
+    snaps = _Snapshots()
+    trainer, _ = make_trainer("full", epochs=3, ema_decay=0.999, patience=None, callbacks=[snaps])
+    state = trainer.fit()
+    best = state.best_epoch - 1
+    final = trainer.model.state_dict()
+    key = "conv1.0.weight"
+    assert not torch.equal(snaps.ema[best][key], snaps.live[best][key])  # an average, not the live weights
+    assert all(torch.equal(final[k], snaps.ema[best][k]) for k in final)
+
+
+def test_ema_is_off_by_default_and_with_zero():
+    for train in ({}, {"ema_decay": 0.0}):
+        trainer, _ = make_trainer("full", epochs=1, patience=None, **train)
+        trainer.fit()
+        assert trainer.ema is None
+
+
+def test_resume_restores_the_moving_average(tmp_path):
+    """A run stopped mid-stage and resumed ends with the weights of the uninterrupted run: the
+    average is in the checkpoint (a fresh one from the live weights would differ)."""
+    full, _ = make_trainer("full", epochs=3, ema_decay=0.999, patience=None, monitor="val_accuracy")
+    full.fit()
+    ck = tmp_path / "ck"
+    stopped, _ = make_trainer("full", epochs=3, ema_decay=0.999, patience=None, monitor="val_accuracy",
+                              checkpoint_dir=ck)
+    stopped.callbacks.append(_StopAt(2))
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    assert torch.load(ck / "last.pt", weights_only=True)["ema"] is not None
+    resumed, _ = make_trainer("full", epochs=3, ema_decay=0.999, patience=None, monitor="val_accuracy",
+                              checkpoint_dir=ck)
+    resumed.fit(resume=True)
+    assert resumed.state.best_epoch == full.state.best_epoch
+    for mine, theirs in ((resumed.ema.module, full.ema.module), (resumed.model, full.model)):
+        for k, v in theirs.state_dict().items():
+            torch.testing.assert_close(mine.state_dict()[k], v)

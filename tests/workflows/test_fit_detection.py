@@ -78,12 +78,25 @@ def test_detection_run_folder_and_predict_reproduces_the_metrics(boxes_dataset, 
 
 
 @pytest.mark.parametrize("detector", ["fasterrcnn", "retinanet"])
-def test_anchor_detectors_get_anchors_from_the_data(detector, boxes_dataset, weights_env, tmp_path):
-    result = _fit(boxes_dataset, tmp_path / detector, epochs=1, overrides=[*FAST["overrides"], f"detect.detector={detector}"])
+def test_anchor_detectors_get_anchors_from_the_data(detector, boxes_dataset, weights_env, tmp_path, monkeypatch):
+    import timm
+
+    from headstart.engine.callbacks import Callback
+
+    builds, create, at_start = [], timm.create_model, []
+    monkeypatch.setattr(timm, "create_model", lambda *a, **kw: builds.append(a[0]) or create(*a, **kw))
+
+    class BuildsBeforeTraining(Callback):
+        def on_stage_start(self, trainer, stage):
+            at_start.append(list(builds))
+
+    result = _fit(boxes_dataset, tmp_path / detector, epochs=1, overrides=[*FAST["overrides"], f"detect.detector={detector}"],
+                  callbacks=[BuildsBeforeTraining()])
     anchors = result.metrics["anchors"]
     assert anchors["used"] == "auto" and 0 <= anchors["coverage"] <= 1
     spec = json.loads((tmp_path / detector / "model/model.json").read_text())["detector"]
     assert spec["detector"] == detector and spec["anchor_sizes"] == anchors["sizes"]
+    assert at_start[0] == ["test_resnet"]  # the backbone is built once, strides for the anchors included
 
 
 def test_interrupted_detection_run_resumes_to_the_same_map(boxes_dataset, weights_env, tmp_path):

@@ -4,7 +4,8 @@ Reproducibility is by construction: each epoch's shuffling, augmentation and dro
 from a seed derived from (seed, stage, epoch), and the LR schedule is a function of the step count.
 So a run resumed from its last checkpoint repeats exactly what the uninterrupted run would have
 done, without saving RNG states. The checkpoint holds everything else that changes while training:
-the weights, the optimiser, the grad scaler (fp16 on CUDA) and the state of every callback.
+the weights, the optimiser, the grad scaler (fp16 on CUDA), the moving average of the weights
+(``train.ema_decay``, :mod:`headstart.engine.ema`) and the state of every callback.
 
 On several processes (:mod:`headstart.engine.distributed`), a stage that trains through the
 loaders runs the model wrapped in ``DistributedDataParallel`` (created per stage, after the task
@@ -31,6 +32,7 @@ from headstart.config import TrainConfig
 from headstart.engine import distributed
 from headstart.engine.callbacks import Callback
 from headstart.engine.device import DeviceSettings
+from headstart.engine.ema import averaged, stage_ema
 from headstart.engine.metrics import check_monitor, is_better
 from headstart.engine.protocol import StepOutput, TrainableTask
 from headstart.engine.stages import Stage
@@ -126,6 +128,7 @@ class Trainer:
         self.scheduler = None
         self.scaler = None
         self._ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper of this stage
+        self.ema = None  # the stage's timm ModelEmaV3 (train.ema_decay): validated and kept as the best
 
     @property
     def model(self) -> torch.nn.Module:
@@ -183,9 +186,12 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.dev.device.type) if self.dev.needs_grad_scaler() and not stage.on_features else None
         self._wrap(stage)
+        self.ema = stage_ema(self.model, self.cfg.ema_decay, stage)
         if restore:
             if self._pending.get("optimizer") is not None:
                 self.optimizer.load_state_dict(self._pending["optimizer"])
+            if self.ema is not None and self._pending.get("ema") is not None:
+                self.ema.module.load_state_dict(self._pending["ema"])
             if self.scaler is not None and self._pending.get("scaler") is not None:
                 self.scaler.load_state_dict(self._pending["scaler"])
         self._pending = {}
@@ -225,7 +231,8 @@ class Trainer:
         t0 = time.perf_counter()
         train = self._train_epoch(stage, seed)
         train_time = time.perf_counter() - t0
-        val = self.task.validate(stage)
+        with averaged(self.task, self.ema):
+            val = self.task.validate(stage)
         elapsed = time.perf_counter() - t0
         self.state.epoch += 1
         return {
@@ -311,6 +318,8 @@ class Trainer:
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.state.step + 1)
         self._unread = (loss.detach(), num_images, self.state.step)
         self.state.step += 1
 
@@ -338,7 +347,8 @@ class Trainer:
         if is_better(value, self.state.best_value, self.direction):
             self.state.best_value = value
             self.state.best_epoch = row["epoch"]
-            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            source = self.model if self.ema is None else self.ema.module
+            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
             if self.checkpoint_dir is not None and self.world.is_main:
                 atomic_write(self.checkpoint_dir / "best.pt", lambda tmp: torch.save(self._best_state, tmp))
 
@@ -353,6 +363,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "callbacks": callbacks,
         }
         atomic_write(self.checkpoint_dir / "last.pt", lambda tmp: torch.save(payload, tmp))
@@ -362,7 +373,7 @@ class Trainer:
         payload, best = distributed.on_main(self._read_checkpoint)
         self.state = TrainState.from_dict(payload["state"])
         self.model.load_state_dict(payload["model"])
-        self._pending = {"optimizer": payload["optimizer"], "scaler": payload.get("scaler")}
+        self._pending = {"optimizer": payload["optimizer"], "scaler": payload.get("scaler"), "ema": payload.get("ema")}
         saved = payload.get("callbacks") or {}
         for key, cb in zip(_callback_keys(self.callbacks), self.callbacks):
             if hasattr(cb, "load_state_dict") and key in saved:

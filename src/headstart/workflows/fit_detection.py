@@ -5,6 +5,7 @@ and what is evaluated and saved."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -100,12 +101,7 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
     from headstart.models.resolve import resolve_weights
     from headstart.models.zoo import check_model_name
     from headstart.tasks.detection.anchors import choose_anchors
-    from headstart.tasks.detection.models import (
-        DetectorSpec,
-        create_detector,
-        default_anchor_sizes,
-        detector_strides,
-    )
+    from headstart.tasks.detection.models import DetectorSpec, create_backbone, create_detector, default_anchor_sizes
 
     name = cfg.model.name
     if name == "auto":  # resolve_autos ranks the candidates; a caller that skipped it gets the fallback
@@ -123,22 +119,22 @@ def build_model(cfg: FitConfig, index, run: RunFolder, console) -> tuple[FitConf
     pre = box_preprocessing(size, getattr(pcfg, "mean", None) or (0.485, 0.456, 0.406),
                             getattr(pcfg, "std", None) or (0.229, 0.224, 0.225))
     detector = cfg.detect.detector
-    strides = detector_strides(name, detector=detector)
+    spec = DetectorSpec(detector, name, index.num_classes, size, tuple(pre.mean), tuple(pre.std),
+                        fpn_channels=cfg.detect.fpn_channels)
+    backbone = create_backbone(spec)  # built once: its strides size the anchors, then it goes into the detector
     anchors = None
-    sizes = ratios = None
     if detector != "fcos":
+        strides = backbone.level_strides
         wh = _train_box_sizes(index.splits["train"], size)
         anchors = choose_anchors(wh, strides, default_anchor_sizes(strides, detector))
         if cfg.detect.anchors == "auto":
-            sizes, ratios = anchors.sizes, anchors.aspect_ratios
+            spec = dataclasses.replace(spec, anchor_sizes=anchors.sizes, aspect_ratios=anchors.aspect_ratios)
             console.print(anchors.describe())
         else:
             console.print(f"torchvision's default anchors match {anchors.default_coverage:.0%} of the training boxes"
                           f" at IoU >= 0.5 (from the data: {anchors.coverage:.0%}; detect.anchors=auto)")
-    spec = DetectorSpec(detector, name, index.num_classes, size, tuple(pre.mean), tuple(pre.std), sizes, ratios,
-                        fpn_channels=cfg.detect.fpn_channels)
     state = _backbone_state(weights) if weights is not None else None
-    module = create_detector(spec, backbone_state=state)
+    module = create_detector(spec, backbone_state=state, backbone=backbone)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": name})})
     from headstart.engine.distributed import is_main
 

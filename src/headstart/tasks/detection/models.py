@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["DETECTORS", "DetectorSpec", "TimmFPN", "create_detector", "detector_strides", "init_fcos_regression", "backbone_parameters"]
+__all__ = ["DETECTORS", "DetectorSpec", "TimmFPN", "create_backbone", "create_detector", "detector_strides",
+           "init_fcos_regression", "backbone_parameters"]
 
 DETECTORS = ("fasterrcnn", "fcos", "retinanet")
 
@@ -128,18 +129,25 @@ def load_backbone_weights(fpn: TimmFPN, state_dict: Mapping[str, torch.Tensor], 
     return len(own)
 
 
+def create_backbone(spec: DetectorSpec, *, freeze_bn: bool = True) -> TimmFPN:
+    """The timm body and pyramid of ``spec``'s detector, without weights; its ``level_strides``
+    are what anchors are sized for (build it once and pass it to :func:`create_detector`)."""
+    extra = "pool" if spec.detector == "fasterrcnn" else "p6p7"
+    return TimmFPN(spec.backbone, out_indices=spec.out_indices, out_channels=spec.fpn_channels, extra=extra,
+                   freeze_bn=freeze_bn)
+
+
 def create_detector(spec: DetectorSpec, *, backbone_state: Mapping[str, torch.Tensor] | None = None,
-                    freeze_bn: bool = True) -> nn.Module:
+                    freeze_bn: bool = True, backbone: TimmFPN | None = None) -> nn.Module:
     """A torchvision detector for ``spec``; its labels start at ``spec.first_label``. Inputs are
     float images in [0, 1] whose longer side is ``spec.image_size``; the detector normalises with
-    the backbone's mean/std and keeps that size (min_size = max_size = image_size)."""
+    the backbone's mean/std and keeps that size (min_size = max_size = image_size). ``backbone``:
+    one already built by :func:`create_backbone` for this spec (else a new one)."""
     from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.ops import MultiScaleRoIAlign
 
-    extra = "pool" if spec.detector == "fasterrcnn" else "p6p7"
-    backbone = TimmFPN(spec.backbone, out_indices=spec.out_indices, out_channels=spec.fpn_channels, extra=extra,
-                       freeze_bn=freeze_bn)
+    backbone = backbone if backbone is not None else create_backbone(spec, freeze_bn=freeze_bn)
     if backbone_state is not None:
         load_backbone_weights(backbone, backbone_state, spec.backbone)
     common = dict(min_size=spec.image_size, max_size=spec.image_size, image_mean=list(spec.mean),

@@ -27,8 +27,9 @@ The mapping (left: headstart, right: Ultralytics):
 
 The auto values: batch 16 (Ultralytics' default; it accumulates gradients to a nominal 64),
 AdamW at 1e-3 (SGD 1e-2), augmentation ``medium``, strategy ``full`` when training from the YAML
-(a random-init backbone has nothing to keep frozen), ``head-ft`` with imported weights; epochs as
-for the torchvision detectors (about 2,880 training images seen, 8 to 60 epochs).
+(a random-init backbone has nothing to keep frozen), ``head-ft`` with imported weights; epochs by
+the torchvision detectors' first rule (about 2,880 training images seen, 8 to 60 epochs; they now
+see more, BENCHMARKS.md "Detection", which was not measured for YOLO).
 """
 
 from __future__ import annotations
