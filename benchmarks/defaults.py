@@ -42,9 +42,9 @@ import sys
 import time
 from pathlib import Path
 
-DESIGN = ("textures", "photos")
-HELD_OUT = ("digits", "glyphs", "faces")
-FLIP_OK = {"textures": True, "photos": True, "digits": False, "glyphs": False, "faces": True}
+DESIGN = ("textures", "photos", "greek")
+HELD_OUT = ("digits", "glyphs", "faces", "shapes")
+FLIP_OK = {"textures": True, "photos": True, "greek": False, "digits": False, "glyphs": False, "faces": True, "shapes": True}
 SPLITS = {"train": 500, "val": 200, "test": 1000}
 RESULTS = Path(__file__).parent / "results" / "defaults.json"
 
@@ -113,6 +113,102 @@ def build_glyphs(root: Path, per_class: int = 170) -> None:
     _split_and_save(root, items, 1, SPLITS)
 
 
+def build_greek(root: Path, per_class: int = 170) -> None:
+    """Design dataset with the character of the held-out digits and glyphs (small grayscale symbols
+    whose mirror image is another symbol or none), without their classes: ten Greek lower-case
+    letters in the DejaVu fonts at 28 px, other sizes, stroke colours, shifts, rotations and noise."""
+    import glob
+
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    fonts = sorted(glob.glob("/usr/share/fonts/truetype/dejavu/*.ttf"))
+    if not fonts:
+        raise SystemExit("greek needs the DejaVu fonts (fonts-dejavu-core)")
+    rng = np.random.default_rng(5)
+    items = []
+    for label, char in zip(("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "lambda", "xi"),
+                           "\u03b1\u03b2\u03b3\u03b4\u03b5\u03b6\u03b7\u03b8\u03bb\u03be"):
+        for _ in range(per_class):
+            font = ImageFont.truetype(fonts[rng.integers(len(fonts))], int(rng.integers(11, 22)))
+            img = Image.new("L", (28, 28), int(rng.integers(0, 60)))
+            draw = ImageDraw.Draw(img)
+            x0, y0, x1, y1 = draw.textbbox((0, 0), char, font=font)
+            x = (28 - (x1 - x0)) / 2 - x0 + rng.normal(0, 3.0)
+            y = (28 - (y1 - y0)) / 2 - y0 + rng.normal(0, 3.0)
+            draw.text((x, y), char, fill=int(rng.integers(140, 256)), font=font)
+            img = img.rotate(float(rng.normal(0, 10)), resample=Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 30, (28, 28))
+            items.append((label, Image.fromarray(np.clip(arr, 0, 255).astype("uint8"), mode="L")))
+    _split_and_save(root, items, 5, SPLITS)
+
+
+def build_shapes(root: Path, per_class: int = 170) -> None:
+    """Held-out dataset added after the defaults were chosen (never used to choose anything): ten
+    filled colour shapes (circle, ellipse, square, rectangle, triangle, diamond, pentagon, hexagon,
+    star, cross) at random size, position, rotation and colours on smooth random backgrounds with
+    noise, 40x40 RGB."""
+    import math
+
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(6)
+
+    def polygon(n, r, cx, cy, rot, star=False):
+        pts = []
+        for k in range(2 * n if star else n):
+            rad = r * (0.45 if star and k % 2 else 1.0)
+            a = rot + 2 * math.pi * k / (2 * n if star else n)
+            pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
+        return pts
+
+    names = ("circle", "ellipse", "square", "rectangle", "triangle", "diamond", "pentagon", "hexagon", "star", "cross")
+    items = []
+    for label in names:
+        for _ in range(per_class):
+            low = rng.integers(0, 256, 3)
+            bg = np.asarray(Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype("uint8")).resize((40, 40), Image.BICUBIC))
+            img = Image.fromarray(((bg.astype(np.float32) * 0.5 + low * 0.5)).astype("uint8"))
+            draw = ImageDraw.Draw(img)
+            r = float(rng.uniform(7, 16))
+            cx, cy = (float(rng.uniform(r, 40 - r)) for _ in range(2))
+            rot = float(rng.uniform(0, 2 * math.pi))
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            if label == "circle":
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+            elif label == "ellipse":
+                e = Image.new("L", (80, 80), 0)
+                ImageDraw.Draw(e).ellipse((40 - 2 * r, 40 - r, 40 + 2 * r, 40 + r), fill=255)
+                e = e.rotate(math.degrees(rot), resample=Image.BILINEAR).resize((40, 40), Image.BILINEAR)
+                e = e.transform((40, 40), Image.AFFINE, (1, 0, 20 - cx, 0, 1, 20 - cy))
+                img.paste(Image.new("RGB", (40, 40), fill), (0, 0), e)
+            elif label in ("square", "triangle", "pentagon", "hexagon", "diamond"):
+                n = {"square": 4, "triangle": 3, "pentagon": 5, "hexagon": 6, "diamond": 4}[label]
+                pts = polygon(n, r, cx, cy, rot)
+                if label == "diamond":  # a rhombus: one diagonal half as long
+                    pts = [(cx + (x - cx) * (0.5 if k % 2 else 1.0), cy + (y - cy) * (0.5 if k % 2 else 1.0))
+                           for k, (x, y) in enumerate(pts)]
+                draw.polygon(pts, fill=fill)
+            elif label == "rectangle":
+                w, h = r, r * 0.45
+                c, s_ = math.cos(rot), math.sin(rot)
+                draw.polygon([(cx + dx * c - dy * s_, cy + dx * s_ + dy * c) for dx, dy in
+                              ((-w, -h), (w, -h), (w, h), (-w, h))], fill=fill)
+            elif label == "star":
+                draw.polygon(polygon(5, r, cx, cy, rot, star=True), fill=fill)
+            else:  # cross
+                w = r * 0.3
+                c, s_ = math.cos(rot), math.sin(rot)
+                for dx, dy in ((r, w), (w, r)):
+                    draw.polygon([(cx + x * c - y * s_, cy + x * s_ + y * c) for x, y in
+                                  ((-dx, -dy), (dx, -dy), (dx, dy), (-dx, dy))], fill=fill)
+            img = img.filter(ImageFilter.GaussianBlur(0.6))
+            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 12, (40, 40, 3))
+            items.append((label, Image.fromarray(np.clip(arr, 0, 255).astype("uint8"), mode="RGB")))
+    _split_and_save(root, items, 6, SPLITS)
+
+
 def build_faces(root: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -170,7 +266,9 @@ BUILDERS = {
     "digits": build_digits,
     "glyphs": build_glyphs,
     "faces": build_faces,
+    "shapes": build_shapes,
     "textures": build_textures,
+    "greek": build_greek,
     "photos": build_photos,
 }
 

@@ -107,9 +107,8 @@ def test_train_transform_is_random_eval_is_not():
 
 
 def test_resolve_augment_preset():
-    assert resolve_augment_preset("auto", 50) == "medium"
-    assert resolve_augment_preset("auto", 999) == "medium"
-    assert resolve_augment_preset("auto", 1000) == "light"
+    assert resolve_augment_preset("auto", 50) == "light"
+    assert resolve_augment_preset("auto", 100_000) == "light"
     assert resolve_augment_preset("strong", 10) == "strong"
     with pytest.raises(
         ConfigError, match=r"'augment.preset' parameter must be one of .*Got 'lite'.*Did you mean 'light'"

@@ -3,7 +3,13 @@ import torch
 
 from headstart.config import TrainConfig
 from headstart.tasks.classification.loss import ClassificationLoss, balanced_class_weights, logits_to_probs, num_outputs
-from headstart.tasks.classification.strategies import default_lr, plan_stages, resolve_freeze_bn, resolve_strategy
+from headstart.tasks.classification.strategies import (
+    FULL_FINETUNE_LR,
+    default_lr,
+    plan_stages,
+    resolve_freeze_bn,
+    resolve_strategy,
+)
 
 
 def test_binary_uses_one_logit_and_bce():
@@ -41,7 +47,9 @@ def test_balanced_class_weights_match_sklearn_rule():
 
 def test_strategy_auto_rule_and_plan():
     assert resolve_strategy("auto", 100) == "linear-probe"
-    assert resolve_strategy("auto", 1000) == "lp-ft"
+    assert resolve_strategy("auto", 199) == "linear-probe"
+    assert resolve_strategy("auto", 200) == "full"
+    assert resolve_strategy("auto", 1000) == "full"
     assert resolve_strategy("auto", 50_000) == "full"
     assert resolve_strategy("auto", 100, pretrained=False) == "full"
     assert resolve_strategy("full", 10) == "full"
@@ -50,6 +58,9 @@ def test_strategy_auto_rule_and_plan():
     assert [(s.name, s.epochs) for s in stages] == [("probe", 4), ("finetune", 3)]
     assert stages[1].lr == pytest.approx(default_lr("lp-ft", 64, "adamw")) == pytest.approx(2e-4)
     assert [s.name for s in plan_stages(cfg, "linear-probe")] == ["probe"]
+    # full fine-tuning's default peak LR: FULL_FINETUNE_LR at batch 32, linear in the batch size
+    assert plan_stages(TrainConfig(batch_size=64), "full")[0].lr == pytest.approx(2 * FULL_FINETUNE_LR)
+    assert default_lr("full", 32, "sgd") == pytest.approx(50 * FULL_FINETUNE_LR)
     assert plan_stages(TrainConfig(lr=0.5), "full")[0].lr == 0.5
 
 

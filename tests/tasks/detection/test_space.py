@@ -65,3 +65,10 @@ def test_values_the_user_set_are_not_searched():
     assert spec == {}
     _, _, spec = _spec(50, detector="fcos", image_size=256)
     assert "detector" not in spec and "image_size" not in spec and "lr" in spec
+
+
+def test_horizontal_flips_default_on_for_detection_and_a_set_value_is_kept():
+    _, resolved, _ = _spec(50)
+    assert resolved.augment.hflip == 0.5
+    cfg = build_config("data", task="detect", overrides=["augment.hflip=0"])
+    assert resolve_choices(cfg, _samples(50), device_type="cpu")[0].augment.hflip == 0.0

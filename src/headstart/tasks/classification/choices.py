@@ -29,7 +29,9 @@ def resolve_choices(cfg: FitConfig, n_train: int, *, device: Any = None) -> FitC
     batch_size = t.batch_size or DEFAULT_BATCH_SIZE
     lr = t.lr if t.lr is not None else default_lr(strategy, batch_size, t.optimizer)
     update: dict[str, Any] = {
-        "augment": cfg.augment.model_copy(update={"preset": preset}),
+        # hflip auto: off for classification (a mirrored symbol may be another class; config.py)
+        "augment": cfg.augment.model_copy(update={"preset": preset,
+                                                  "hflip": 0.0 if cfg.augment.hflip is None else cfg.augment.hflip}),
         "train": t.model_copy(update={"strategy": strategy, "lr": lr, "batch_size": batch_size,
                                       "epochs": t.epochs or DEFAULT_EPOCHS,
                                       "freeze_bn": resolve_freeze_bn(t.freeze_bn, strategy)}),

@@ -25,6 +25,7 @@ PARAM_KEYS: dict[str, str] = {
     "optimizer": "train.optimizer",
     "augment": "augment.preset",
     "augment_strength": "",
+    "hflip": "augment.hflip",
     "image_size": "model.image_size",
     "model": "model.name",
     "drop_rate": "model.drop_rate",
@@ -46,6 +47,7 @@ class ClassificationSearchSpace(TaskSearchSpace):
     choose_model_once = True
 
     def apply(self, tree: dict[str, Any], name: str, value: Any) -> bool:
+        from headstart.config import AugmentConfig
         from headstart.errors import ConfigError
 
         if name == "augment_strength":
@@ -54,7 +56,8 @@ class ClassificationSearchSpace(TaskSearchSpace):
                 raise ConfigError(f"The 'augment_strength' parameter must be a float >= 0. Got {value!r}.")
             for knob, (default, cap) in _AUG_KNOBS.items():
                 set_dotted(tree, f"augment.{knob}", min(default * s, cap))
-            set_dotted(tree, "augment.scale_min", max(0.05, min(1.0, 1 - (1 - 0.35) * s)))
+            base = AugmentConfig.model_fields["scale_min"].default
+            set_dotted(tree, "augment.scale_min", max(0.05, min(1.0, 1 - (1 - base) * s)))
             set_dotted(tree, "augment.magnitude", int(min(30, round(9 * s))))
             return True
         if name == "layer_decay":
@@ -81,6 +84,7 @@ class ClassificationSearchSpace(TaskSearchSpace):
             "weight_decay": t.weight_decay, "epochs": t.epochs, "probe_epochs": t.probe_epochs,
             "layer_decay": t.layer_decay if t.layer_decay is not None else 1.0, "label_smoothing": t.label_smoothing,
             "optimizer": t.optimizer, "augment_strength": 1.0, "augment": resolved.augment.preset,
+            "hflip": resolved.augment.hflip,
             "drop_rate": resolved.model.drop_rate, "model": resolved.model.name,
         }
         if resolved.model.image_size is not None:
@@ -104,7 +108,7 @@ def default_spec(n_train: int, *, base_epochs: int = 10) -> dict[str, Any]:
         strategies, batches, augments = ["lp-ft", "full"], [32, 64, 128], ["light", "medium", "strong"]
     return {
         "strategy": {"choices": strategies},
-        "lr": {"low": 1e-5, "high": 1e-3, "log": True},
+        "lr": {"low": 1e-5, "high": 5e-3, "log": True},
         "probe_lr": {"low": 1e-4, "high": 3e-2, "log": True},
         "batch_size": {"choices": batches},
         "weight_decay": {"low": 1e-4, "high": 0.3, "log": True},
@@ -112,6 +116,7 @@ def default_spec(n_train: int, *, base_epochs: int = 10) -> dict[str, Any]:
         "layer_decay": {"low": 0.6, "high": 1.0},
         "augment": {"choices": augments},
         "augment_strength": {"low": 0.25, "high": 2.0},
+        "hflip": {"choices": [0.0, 0.5]},
         "label_smoothing": {"low": 0.0, "high": 0.2},
     }
 

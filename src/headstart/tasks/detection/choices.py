@@ -126,6 +126,8 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     cfg, why = resolve_detector(cfg, device_type)
     if why is not None:
         reasons.append(why)
+    if cfg.augment.hflip is None:  # auto: flips for detection (the defaults here were measured with them)
+        cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(update={"hflip": 0.5})})
     d, t, m = cfg.detect, cfg.train, cfg.model
     detector = d.detector
     image_size = m.image_size

@@ -130,7 +130,9 @@ def resolve_yolo_choices(
                 "weight_decay": weight_decay,
             }
         ),
-        "augment": cfg.augment.model_copy(update={"preset": preset}),
+        # hflip auto (null): Ultralytics' own fliplr default
+        "augment": cfg.augment.model_copy(update={"preset": preset,
+                                                  "hflip": 0.5 if cfg.augment.hflip is None else cfg.augment.hflip}),
     }
     return cfg.model_copy(update=update), reasons
 
