@@ -233,7 +233,7 @@ def test_engine_callbacks_see_every_epoch_and_may_stop_the_stage(squares, tmp_pa
     # no pickle of Ultralytics is written; headstart's checkpoint reads back with the restricted loader
     assert _pickles(run) == []
     saved = torch.load(run / "checkpoints" / "yolo-last.pt", map_location="cpu", weights_only=True)
-    assert saved["format"] == "headstart-yolo-1" and saved["epoch"] == 0 and saved["stage_done"] is True
+    assert saved["format"] == "headstart-yolo-2" and saved["epoch"] == 0 and saved["stage_done"] is True
 
 
 def test_resume_needs_headstart_checkpoint(squares, tmp_path):
@@ -255,7 +255,7 @@ def test_resume_needs_headstart_checkpoint(squares, tmp_path):
     assert "Traceback" not in proc.stderr
     (run / "checkpoints").mkdir()
     torch.save({"format": "other"}, run / "checkpoints" / "yolo-last.pt")
-    with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-1'\)"):
+    with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-2'\)"):
         headstart.fit(out=run, resume=True, verbose=False)
 
 
