@@ -21,9 +21,10 @@ PyTorch's restricted loader that builds nothing but those types and runs no code
   :func:`rng_state`), which Ultralytics draws its augmentations from: the resumed run restores them at
   the start of its first epoch (:func:`restore_rng`), so it draws what the uninterrupted run drew. The
   streams run on from Ultralytics' one seeding at start, as in a run without headstart: reseeding them
-  at every epoch start from (seed, stage, epoch) also resumed exactly, but a measured yolo11n run then
-  ended lower (BENCHMARKS.md, "YOLO after resume support"). The shuffling needs no state: the
-  training driver draws each pass's permutation from (seed, stage, pass).
+  at every epoch start from (seed, stage, epoch) also resumed exactly; it was replaced so that a run
+  draws its augmentations as Ultralytics does (BENCHMARKS.md, "YOLO after resume support", where the
+  open accuracy question is measured). The shuffling needs no state: the training driver draws each
+  pass's permutation from (seed, stage, pass).
 
 Restored by :func:`restore_trainer` (weights, optimizer, EMA, counters) and
 :func:`restore_gradients`, at the points of Ultralytics' loop where the uninterrupted run holds the
