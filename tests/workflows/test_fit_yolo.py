@@ -233,7 +233,50 @@ def test_engine_callbacks_see_every_epoch_and_may_stop_the_stage(squares, tmp_pa
     # no pickle of Ultralytics is written; headstart's checkpoint reads back with the restricted loader
     assert _pickles(run) == []
     saved = torch.load(run / "checkpoints" / "yolo-last.pt", map_location="cpu", weights_only=True)
-    assert saved["format"] == "headstart-yolo-1" and saved["epoch"] == 0 and saved["stage_done"] is True
+    assert saved["format"] == "headstart-yolo-2" and saved["epoch"] == 0 and saved["stage_done"] is True
+
+
+def test_consecutive_epochs_draw_other_orders_and_augmentations(squares, tmp_path, monkeypatch):
+    """Each epoch shuffles and augments anew: no global RNG (Python's, NumPy's, torch's, which
+    Ultralytics augments with) starts a sample in a state it had in the previous epoch, as a reseed
+    or a restore of the states at every epoch start would make it."""
+    import hashlib
+    import random
+
+    import numpy as np
+    import torch
+
+    from headstart.engine.callbacks import Callback
+    from headstart.tasks.detection.yolo.runtime import load_ultralytics
+
+    load_ultralytics()
+    from ultralytics.data.base import BaseDataset
+
+    drawn: list[list[tuple[int, str, str]]] = [[]]
+    get = BaseDataset.__getitem__
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha1(data).hexdigest()
+
+    def recorded(self, index):
+        states = repr(random.getstate()).encode() + np.random.get_state()[1].tobytes()
+        states += torch.get_rng_state().numpy().tobytes()
+        sample = get(self, index)
+        if self.augment:  # the train split's
+            drawn[-1].append((index, digest(states), digest(sample["img"].numpy().tobytes())))
+        return sample
+
+    class NextEpoch(Callback):
+        def on_epoch_end(self, trainer, row):
+            drawn.append([])
+
+    monkeypatch.setattr(BaseDataset, "__getitem__", recorded)
+    _fit(squares, tmp_path / "run", epochs=2, batch_size=8, callbacks=[NextEpoch()])
+    first, second = drawn[0], drawn[1]
+    assert len(first) == len(second) > 0 and sorted(i for i, _, _ in first) == sorted(i for i, _, _ in second)
+    assert [i for i, _, _ in first] != [i for i, _, _ in second]  # another order
+    assert not {s for _, s, _ in first} & {s for _, s, _ in second}  # other random draws
+    assert not {h for _, _, h in first} & {h for _, _, h in second}  # no image augmented the same way twice
 
 
 def test_resume_needs_headstart_checkpoint(squares, tmp_path):
@@ -255,7 +298,7 @@ def test_resume_needs_headstart_checkpoint(squares, tmp_path):
     assert "Traceback" not in proc.stderr
     (run / "checkpoints").mkdir()
     torch.save({"format": "other"}, run / "checkpoints" / "yolo-last.pt")
-    with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-1'\)"):
+    with pytest.raises(HeadstartError, match=r"checkpoint format 'other' is not this headstart's \('headstart-yolo-2'\)"):
         headstart.fit(out=run, resume=True, verbose=False)
 
 

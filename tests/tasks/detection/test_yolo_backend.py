@@ -264,3 +264,24 @@ def test_importing_ultralytics_leaves_pillow_and_torch_save_as_they_were(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_checkpoint_rng_states_read_back_with_the_restricted_loader_and_replay_the_draws(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from headstart.tasks.detection.yolo import checkpoint
+
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    np.random.standard_normal()  # a cached Gaussian in NumPy's state too
+    checkpoint.write(tmp_path / "c.pt", {"format": checkpoint.FORMAT, "rng": checkpoint.rng_state()})
+
+    def draws():
+        return random.random(), float(np.random.standard_normal()), float(torch.rand(()))
+
+    first = draws()
+    assert draws() != first  # the streams move on
+    checkpoint.restore_rng(checkpoint.read(tmp_path / "c.pt"))  # torch.load(weights_only=True) inside
+    assert draws() == first

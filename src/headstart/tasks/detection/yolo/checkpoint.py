@@ -17,10 +17,14 @@ PyTorch's restricted loader that builds nothing but those types and runs no code
 * Ultralytics' gradient accumulation: the batch of its last optimizer step and the gradients
   accumulated since, which its loop keeps in local variables and would restart at a resume.
 
-No RNG state is saved: as in headstart's engine, each epoch's randomness is drawn from a seed
-derived from (seed, stage, epoch): the training driver shuffles with its own per-epoch permutation
-and reseeds Python, NumPy and torch at the start of every epoch, in the uninterrupted run and the
-resumed one alike.
+* the states of Python's, NumPy's and torch's global RNGs at the epoch's end (tensors and ints,
+  :func:`rng_state`), which Ultralytics draws its augmentations from: the resumed run restores them at
+  the start of its first epoch (:func:`restore_rng`), so it draws what the uninterrupted run drew. The
+  streams run on from Ultralytics' one seeding at start, as in a run without headstart: reseeding them
+  at every epoch start from (seed, stage, epoch) also resumed exactly; it was replaced so that a run
+  draws its augmentations as Ultralytics does (BENCHMARKS.md, "YOLO after resume support", where the
+  open accuracy question is measured). The shuffling needs no state: the training driver draws each
+  pass's permutation from (seed, stage, pass).
 
 Restored by :func:`restore_trainer` (weights, optimizer, EMA, counters) and
 :func:`restore_gradients`, at the points of Ultralytics' loop where the uninterrupted run holds the
@@ -38,9 +42,19 @@ from typing import Any, Mapping
 
 from headstart.errors import HeadstartError
 
-__all__ = ["FORMAT", "CHECKPOINT_NAME", "trainer_state", "restore_trainer", "restore_gradients", "write", "read"]
+__all__ = [
+    "FORMAT",
+    "CHECKPOINT_NAME",
+    "trainer_state",
+    "restore_trainer",
+    "restore_gradients",
+    "rng_state",
+    "restore_rng",
+    "write",
+    "read",
+]
 
-FORMAT = "headstart-yolo-1"
+FORMAT = "headstart-yolo-2"  # 2: the global RNG states (1 reseeded them per epoch instead)
 CHECKPOINT_NAME = "yolo-last.pt"
 
 
@@ -87,7 +101,47 @@ def trainer_state(
         "stopper": {"best_fitness": _plain(tr.stopper.best_fitness), "best_epoch": int(tr.stopper.best_epoch)},
         "last_opt_step": int(tr._hs_last_opt_step),
         "grads": grads,
+        "rng": rng_state(),
     }
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, NumPy's (MT19937) and torch's CPU global RNG states as tensors and ints, so that
+    ``torch.load(weights_only=True)`` reads them back (NumPy arrays and Python's tuples of ints
+    above 2**31 would need an unpickler of their own)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore_rng(saved: Mapping[str, Any]) -> None:
+    """The global RNG states :func:`rng_state` saved in ``saved`` (a checkpoint) put back."""
+    import random
+
+    import numpy as np
+    import torch
+
+    rng = saved["rng"]
+    py, npy = rng["python"], rng["numpy"]
+    random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(rng["torch"])
 
 
 def restore_trainer(tr, saved: Mapping[str, Any]) -> None:

@@ -88,7 +88,7 @@ def _intersect(model, state: Mapping[str, Any]) -> tuple[int, int]:
 
 class EpochPermutation:
     """The order of the training images: a permutation per pass, drawn from a generator seeded with
-    (seed, stage, pass) (stage codes 200+, apart from the global RNGs' 100+ and the engine's own stages),
+    (seed, stage, pass) (stage codes 200+, apart from the engine's own stages),
     the pass counted by the sampler itself (DataLoader workers may ask for the
     next pass before the epoch starts). It replaces the RandomSampler inside Ultralytics' loader,
     whose shared generator is also drawn from when a loader iterator is created, so that a resumed
@@ -109,22 +109,6 @@ class EpochPermutation:
         generator.manual_seed(epoch_seed(self.seed, 200 + self.stage_index, self.passes))
         self.passes += 1
         yield from torch.randperm(self.n, generator=generator).tolist()
-
-
-def _reseed(seed: int, stage_index: int, epoch: int) -> None:
-    """Python's, NumPy's and torch's global RNGs from (seed, stage, epoch): Ultralytics draws its
-    augmentations from them (in the main process when the loader has no workers)."""
-    import random
-
-    import numpy as np
-    import torch
-
-    from headstart.engine.trainer import epoch_seed
-
-    s = epoch_seed(seed, 100 + stage_index, epoch)
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)
 
 
 def _trainer_class():
@@ -256,8 +240,8 @@ def train_stages(
 
         def on_train_epoch_start(tr, resumed=resume, index=index):
             tr._hs_ni = len(tr.train_loader) * tr.epoch - 1
-            _reseed(int(tr.args.seed), index, tr.epoch)
             if resumed is not None and tr.epoch == resumed["epoch"] + 1:
+                checkpoint.restore_rng(resumed)
                 checkpoint.restore_gradients(tr, resumed)
                 tr._hs_last_opt_step = resumed["last_opt_step"]
                 tr._hs_accumulate = tr.accumulate  # emulate the saved last step until the first optimizer step
