@@ -87,7 +87,12 @@ def build_digits(root: Path) -> None:
     _split_and_save(root, items, 0, SPLITS)
 
 
-def build_glyphs(root: Path, per_class: int = 170) -> None:
+def _render_characters(name: str, classes: dict[str, str], *, seed: int, sizes: tuple[int, int],
+                       background: tuple[int, int] | None, shift: float, ink: int, rotation: float,
+                       noise: float, per_class: int) -> list:
+    """(label, 28x28 grayscale image) of each class's character in a random DejaVu font: random size,
+    shift, ink, rotation and noise (and background grey, when ``background`` is a range: None draws
+    nothing for it, so the glyphs keep the draws they were built with)."""
     import glob
 
     import numpy as np
@@ -95,21 +100,27 @@ def build_glyphs(root: Path, per_class: int = 170) -> None:
 
     fonts = sorted(glob.glob("/usr/share/fonts/truetype/dejavu/*.ttf"))
     if not fonts:
-        raise SystemExit("glyphs needs the DejaVu fonts (fonts-dejavu-core)")
-    rng = np.random.default_rng(1)
+        raise SystemExit(f"{name} needs the DejaVu fonts (fonts-dejavu-core)")
+    rng = np.random.default_rng(seed)
     items = []
-    for label in "ABCDEFGHIJ":
+    for label, char in classes.items():
         for _ in range(per_class):
-            font = ImageFont.truetype(fonts[rng.integers(len(fonts))], int(rng.integers(13, 24)))
-            img = Image.new("L", (28, 28), 0)
+            font = ImageFont.truetype(fonts[rng.integers(len(fonts))], int(rng.integers(*sizes)))
+            img = Image.new("L", (28, 28), 0 if background is None else int(rng.integers(*background)))
             draw = ImageDraw.Draw(img)
-            x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=font)
-            x = (28 - (x1 - x0)) / 2 - x0 + rng.normal(0, 2.5)
-            y = (28 - (y1 - y0)) / 2 - y0 + rng.normal(0, 2.5)
-            draw.text((x, y), label, fill=int(rng.integers(150, 256)), font=font)
-            img = img.rotate(float(rng.normal(0, 12)), resample=Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 25, (28, 28))
+            x0, y0, x1, y1 = draw.textbbox((0, 0), char, font=font)
+            x = (28 - (x1 - x0)) / 2 - x0 + rng.normal(0, shift)
+            y = (28 - (y1 - y0)) / 2 - y0 + rng.normal(0, shift)
+            draw.text((x, y), char, fill=int(rng.integers(ink, 256)), font=font)
+            img = img.rotate(float(rng.normal(0, rotation)), resample=Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, noise, (28, 28))
             items.append((label, Image.fromarray(np.clip(arr, 0, 255).astype("uint8"), mode="L")))
+    return items
+
+
+def build_glyphs(root: Path, per_class: int = 170) -> None:
+    items = _render_characters("glyphs", {c: c for c in "ABCDEFGHIJ"}, seed=1, sizes=(13, 24), background=None,
+                               shift=2.5, ink=150, rotation=12, noise=25, per_class=per_class)
     _split_and_save(root, items, 1, SPLITS)
 
 
@@ -117,29 +128,10 @@ def build_greek(root: Path, per_class: int = 170) -> None:
     """Design dataset with the character of the held-out digits and glyphs (small grayscale symbols
     whose mirror image is another symbol or none), without their classes: ten Greek lower-case
     letters in the DejaVu fonts at 28 px, other sizes, stroke colours, shifts, rotations and noise."""
-    import glob
-
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
-
-    fonts = sorted(glob.glob("/usr/share/fonts/truetype/dejavu/*.ttf"))
-    if not fonts:
-        raise SystemExit("greek needs the DejaVu fonts (fonts-dejavu-core)")
-    rng = np.random.default_rng(5)
-    items = []
-    for label, char in zip(("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "lambda", "xi"),
-                           "\u03b1\u03b2\u03b3\u03b4\u03b5\u03b6\u03b7\u03b8\u03bb\u03be"):
-        for _ in range(per_class):
-            font = ImageFont.truetype(fonts[rng.integers(len(fonts))], int(rng.integers(11, 22)))
-            img = Image.new("L", (28, 28), int(rng.integers(0, 60)))
-            draw = ImageDraw.Draw(img)
-            x0, y0, x1, y1 = draw.textbbox((0, 0), char, font=font)
-            x = (28 - (x1 - x0)) / 2 - x0 + rng.normal(0, 3.0)
-            y = (28 - (y1 - y0)) / 2 - y0 + rng.normal(0, 3.0)
-            draw.text((x, y), char, fill=int(rng.integers(140, 256)), font=font)
-            img = img.rotate(float(rng.normal(0, 10)), resample=Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 30, (28, 28))
-            items.append((label, Image.fromarray(np.clip(arr, 0, 255).astype("uint8"), mode="L")))
+    names = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "lambda", "xi")
+    items = _render_characters("greek", dict(zip(names, "\u03b1\u03b2\u03b3\u03b4\u03b5\u03b6\u03b7\u03b8\u03bb\u03be")),
+                               seed=5, sizes=(11, 22), background=(0, 60), shift=3.0, ink=140, rotation=10,
+                               noise=30, per_class=per_class)
     _split_and_save(root, items, 5, SPLITS)
 
 
