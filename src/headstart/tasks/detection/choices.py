@@ -126,8 +126,6 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     cfg, why = resolve_detector(cfg, device_type)
     if why is not None:
         reasons.append(why)
-    if cfg.augment.hflip is None:  # auto: flips for detection (the defaults here were measured with them)
-        cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(update={"hflip": 0.5})})
     d, t, m = cfg.detect, cfg.train, cfg.model
     detector = d.detector
     image_size = m.image_size
@@ -163,6 +161,8 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
         "model": m.model_copy(update={"image_size": image_size}),
         "train": t.model_copy(update={"batch_size": batch_size, "lr": lr, "epochs": epochs, "strategy": strategy,
                                           "ema_decay": ema_decay}),
-        "augment": cfg.augment.model_copy(update={"preset": preset}),
+        # hflip auto (null): flips, as the detection defaults here were measured with them
+        "augment": cfg.augment.model_copy(update={"preset": preset,
+                                                  "hflip": 0.5 if cfg.augment.hflip is None else cfg.augment.hflip}),
     }
     return cfg.model_copy(update=update), reasons
