@@ -152,6 +152,10 @@ class DetectConfig(_Section):
     """Epochs of the first stage of head-ft, with the backbone frozen (default: from the data)."""
     backbone_lr_ratio: float = Field(0.3, gt=0, le=1)
     """The backbone's LR as a fraction of the neck's and heads' while everything trains."""
+    frozen_stride: int = Field(4, ge=0)
+    """The backbone's stem and every stage whose output stride is at most this stay frozen while
+    everything else trains (4, the default: the stride-2 and stride-4 stages, as torchvision's
+    default ``trainable_backbone_layers=3``; 0: the whole backbone trains). torchvision detectors only."""
     anchors: Literal["auto", "default"] = "auto"
     """auto: anchor sizes and aspect ratios from the training boxes; default: torchvision's (COCO's)."""
     fpn_channels: int = Field(128, ge=64, multiple_of=32)
@@ -250,7 +254,8 @@ class TrainConfig(_Section):
     amp: bool = True
     """Mixed precision on CUDA (ignored on CPU)."""
     channels_last: bool = True
-    """channels_last memory format on CUDA (ignored on CPU)."""
+    """channels_last memory format: on CUDA, and on the CPU for models without LayerNorm (faster
+    there for convolutional networks; no gain for ConvNeXt and ViTs; BENCHMARKS.md)."""
     top_k: int = Field(5, ge=1)
     """k of the top-k accuracy reported."""
 

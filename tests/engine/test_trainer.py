@@ -296,7 +296,22 @@ def test_ema_weights_are_validated_and_kept_as_the_best():
     final = trainer.model.state_dict()
     key = "conv1.0.weight"
     assert not torch.equal(snaps.ema[best][key], snaps.live[best][key])  # an average, not the live weights
-    assert all(torch.equal(final[k], snaps.ema[best][k]) for k in final)
+    kept = snaps.live if state.history[best]["weights"] == "live" else snaps.ema
+    assert all(torch.equal(final[k], kept[best][k]) for k in final)
+    assert [r["weights"] for r in state.history[:2]] == ["average", "average"]  # the live ones only at the end
+
+
+def test_a_stages_last_epoch_keeps_the_live_weights_where_they_beat_the_lagging_average():
+    cfg = TrainConfig(batch_size=8, device="cpu", lr=0.05, warmup_epochs=0, ema_decay=0.999)
+    cfg = cfg.model_copy(update={"monitor": "val_score"})
+    task = _LossDictTask()
+    trainer = Trainer(task, [Stage("train", 3, 0.05)], cfg, dev=resolve_device("cpu"))
+    state = trainer.fit()
+    assert [r["weights"] for r in state.history] == ["average", "average", "live"]
+    averaged_score = -float(trainer.ema.module(task.x).detach().pow(2).mean())
+    assert state.history[-1]["val_score"] > averaged_score
+    assert state.best_epoch == 3
+    assert task.validate(None)["val_score"] == pytest.approx(state.history[-1]["val_score"])  # the live ones kept
 
 
 def test_ema_is_off_by_default_and_with_zero():

@@ -2,7 +2,9 @@
 
 timm's ModelEmaV3 keeps the average and its decay warm-up; what is headstart's is when one starts
 (each stage through the backbone, from the weights the stage starts with) and that validation,
-early stopping and the best checkpoint see the average instead of the live weights."""
+early stopping and the best checkpoint see the average instead of the live weights; a stage's last
+epoch scores both and keeps the better (the trainer's ``_run_epoch``: on a short stage the average
+lags behind the live weights)."""
 
 from __future__ import annotations
 

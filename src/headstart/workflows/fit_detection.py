@@ -50,6 +50,9 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg = resolve_autos(cfg, index, dev, run, console, verbose)
     cfg, model = build_model(cfg, index, run, console)
+    dev = dev.for_model(model.module)
+    if dev.channels_last:  # before any feature is computed (the trainer keeps it)
+        model.module.to(memory_format=torch.channels_last)
     loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)
@@ -207,7 +210,8 @@ def train(cfg: FitConfig, index, model: _Model, dev, run: RunFolder, loaders: _L
 
     task = DetectionTask(model.module, make_loader=loaders.make, dev=dev, classes=index.classes,
                          val_samples=index.splits["val"], weight_decay=cfg.train.weight_decay,
-                         backbone_lr_ratio=cfg.detect.backbone_lr_ratio, first_label=model.spec.first_label)
+                         backbone_lr_ratio=cfg.detect.backbone_lr_ratio, first_label=model.spec.first_label,
+                         frozen_stride=cfg.detect.frozen_stride)
     trainer = Trainer(
         task, plan_stages(cfg), cfg.train, dev=dev, task_name=task.name,
         callbacks=[EarlyStopping(cfg.train.monitor, cfg.train.patience), ProgressBar(console, enabled=verbose),

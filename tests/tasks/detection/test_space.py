@@ -15,7 +15,7 @@ from headstart.tuning.space import parse_space
 
 
 def _samples(n, width=320, height=240):
-    return [SimpleNamespace(width=width, height=height) for _ in range(n)]
+    return [SimpleNamespace(width=width, height=height, boxes=()) for _ in range(n)]
 
 
 def _spec(n, device_type="cpu", **flat):

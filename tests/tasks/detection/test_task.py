@@ -45,3 +45,31 @@ def test_fcos_task_stops_when_every_box_of_an_epoch_has_zero_size():
             task.training_step(stage, batch)
     with pytest.raises(TrainingDiverged, match=_MESSAGE):
         task.validate(stage)
+
+
+@pytest.mark.parametrize(("backbone", "first_trained"), [("test_resnet", "layer2."), ("test_efficientnet", "blocks.2.")])
+def test_frozen_stride_keeps_the_stem_and_high_resolution_stages_frozen_in_every_stage(backbone, first_trained):
+    spec = DetectorSpec("fcos", backbone, 2, 64, (0.5,) * 3, (0.5,) * 3, fpn_channels=32)
+    model = create_detector(spec)
+    task = DetectionTask(model, make_loader=None, dev=resolve_device("cpu"), classes=["a", "b"], val_samples=[],
+                         weight_decay=0.0, backbone_lr_ratio=0.3, frozen_stride=4)
+    body = dict(model.backbone.body.named_parameters())
+    names = list(body)
+    first = next(i for i, n in enumerate(names) if n.startswith(first_trained))
+    task.setup_stage(Stage("head", 1, 1e-3), [])
+    assert not any(p.requires_grad for p in body.values())
+    groups = task.setup_stage(Stage("finetune", 1, 1e-3), [])
+    assert not any(body[n].requires_grad for n in names[:first])  # stem, stride-2 and stride-4 stages
+    assert all(body[n].requires_grad for n in names[first:])
+    trained = {id(p) for g in groups for p in g["params"]}
+    assert not trained & {id(body[n]) for n in names[:first]}
+    assert all(p.requires_grad for p in model.head.parameters())
+
+
+def test_frozen_stride_zero_trains_the_whole_backbone():
+    spec = DetectorSpec("fcos", "test_resnet", 2, 64, (0.5,) * 3, (0.5,) * 3, fpn_channels=32)
+    model = create_detector(spec)
+    task = DetectionTask(model, make_loader=None, dev=resolve_device("cpu"), classes=["a", "b"], val_samples=[],
+                         weight_decay=0.0, backbone_lr_ratio=0.3, frozen_stride=0)
+    task.setup_stage(Stage("finetune", 1, 1e-3), [])
+    assert all(p.requires_grad for p in model.backbone.body.parameters())

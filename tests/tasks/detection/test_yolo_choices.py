@@ -20,7 +20,7 @@ _find_spec = importlib.util.find_spec
 
 
 def _samples(n, width=320, height=240):
-    return [SimpleNamespace(width=width, height=height) for _ in range(n)]
+    return [SimpleNamespace(width=width, height=height, boxes=()) for _ in range(n)]
 
 
 @pytest.fixture

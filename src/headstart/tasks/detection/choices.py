@@ -13,9 +13,13 @@ the val split of the glyphs-on-photos benchmark, 240 training images, FCOS on Mo
   weights scored 0.111 test mAP against FCOS on MobileNetV2's 0.628 at equal CPU time (BENCHMARKS.md,
   "YOLO from its YAML"). With several imported, the newest family (yolo11 before yolov8) at the
   smallest scale. The reason is printed either way.
-* input size: the training images' median longer side, rounded up to a multiple of 32, between 256
-  and 512 on a CPU (640 on a GPU): detecting at more than the images' own resolution adds cost and
-  no detail.
+* input size: the training images' median longer side, rounded up to a multiple of 32, or larger
+  where the objects are small: the size at which the boxes' 25th-percentile shorter side is 24 px
+  (three strides of the finest pyramid level), to the nearest multiple of 32; between 256 and 512
+  on a CPU (640 on a GPU). On the benchmark (256 px images, a quarter of the boxes under 19 px)
+  this gives 320 px, which beat the images' own 256 px by 4.0 points of test mAP at the same 18
+  epochs, with the whole backbone training (0.697 against 0.657) and with its early stages frozen
+  (0.690 against 0.650), for ~1.45x the compute per image. Only these two sizes were measured.
 * batch size 4 on a CPU (more, smaller steps: better than 8 at the same epochs), 16 on a GPU;
   AdamW at 5e-4 x batch/4 for the pyramid and heads, the backbone at ``detect.backbone_lr_ratio``
   (0.3) of it once it trains. Measured at 12 epochs: val mAP 0.618 with these, 0.601 at 1e-3,
@@ -23,11 +27,16 @@ the val split of the glyphs-on-photos benchmark, 240 training images, FCOS on Mo
   (batch 8, 2e-4, ratio 0.1, ``medium`` augmentation). SGD (0.01, momentum 0.9, weight decay
   5e-4, same warmup and cosine) no longer collapses since the FCOS regression init, and tracked
   AdamW within a point of val mAP over 20 epochs without beating it: AdamW stays.
-* epochs: about 4,320 training images seen in all (18 epochs of 240 images), at least 8 and at most
-  60 epochs, the first fifth (at least one) on the heads alone (``head-ft``). The first rule
-  (2,880 images, 12 epochs) left val mAP still rising and the CPU time well under the plain
-  torchvision loop's; 18 epochs is what fits in that loop's CPU time on the benchmark (20 epochs
-  gained another point of val mAP but went 2% over it).
+* epochs: about 3,360 training images seen in all (14 epochs of 240 images), at least 8 and at most
+  60 epochs, 30 % of them (at least one) on the heads alone (``head-ft``: 4 + 10 on the
+  benchmark; with ``--epochs N`` given, N through the backbone after a fifth of N on the heads). With the larger input size below and channels_last on the CPU, 14 epochs is what fits
+  in the plain torchvision loop's CPU time (730 against 768 CPU s, test mAP 0.682 against 0.613);
+  18 epochs scored 0.696 for 1,070 CPU s, 12 (3 + 9) 0.665 for 627. The earlier rules: 12 epochs
+  at 256 px left val mAP still rising, then 18 at 256 px (0.657).
+* frozen early stages (``detect.frozen_stride`` 4): the backbone's stem and its stride-2 and
+  stride-4 stages stay frozen while the rest trains (torchvision's ``trainable_backbone_layers=3``
+  by stride): ~10 % less CPU per epoch here, for 0.7 points of test mAP at equal epochs (0.690
+  against 0.697 at 18 epochs), which the CPU budget buys back as epochs.
 * a moving average of the weights (``train.ema_decay`` 0.999 with timm's warm-up, the average is
   validated, kept as the best and saved): above the live weights by 1-12 points of val mAP from
   the first fine-tuning epoch to the last few, level at the end of the cosine schedule; so early
@@ -47,9 +56,12 @@ from headstart.config import FitConfig
 __all__ = ["resolve_choices", "auto_detector", "auto_image_size", "yolo_candidate"]
 
 DETECTOR_NAMES = ("fasterrcnn", "fcos", "retinanet")  # torchvision's (models.DETECTORS, without importing torch)
-TARGET_IMAGES = 4320
+TARGET_IMAGES = 3360
 MIN_EPOCHS, MAX_EPOCHS = 8, 60
-HEAD_FRACTION = 0.2
+# the boxes' 25th-percentile shorter side is brought up to three strides of the finest pyramid level
+SMALL_OBJECT_PX = 24
+HEAD_FRACTION = 0.3  # of the epochs chosen here; with --epochs given, a fifth of them is added on the heads
+HEAD_FRACTION_OF_GIVEN = 0.2
 EMA_DECAY = 0.999
 
 
@@ -108,9 +120,21 @@ def resolve_detector(cfg: FitConfig, device_type: str) -> tuple[FitConfig, str |
     ), f"detector auto: {why}"
 
 
+def small_object_size(samples: Sequence) -> int | None:
+    """The input size at which the training boxes' 25th-percentile shorter side is SMALL_OBJECT_PX
+    (boxes scale with the image's longer side), to the nearest multiple of 32; None without boxes."""
+    rel = sorted(min(b[2] - b[0], b[3] - b[1]) / max(s.width, s.height) for s in samples for b in s.boxes)
+    if not rel:
+        return None
+    p25 = rel[(len(rel) - 1) // 4]
+    return 32 * max(1, round(SMALL_OBJECT_PX / max(p25, 1e-6) / 32))
+
+
 def auto_image_size(samples: Sequence, device_type: str) -> int:
+    """The images' median longer side, or more where the objects are small (:func:`small_object_size`),
+    rounded up to a multiple of 32, within 256-512 on a CPU (640 on a GPU)."""
     longer = [max(s.width, s.height) for s in samples] or [320]
-    size = 32 * math.ceil(statistics.median(longer) / 32)
+    size = max(32 * math.ceil(statistics.median(longer) / 32), small_object_size(samples) or 0)
     return int(min(max(size, 256), 640 if device_type == "cuda" else 512))
 
 
@@ -131,7 +155,10 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     image_size = m.image_size
     if image_size is None:
         image_size = auto_image_size(train_samples, device_type)
-        reasons.append(f"input size {image_size}px: the training images' median longer side (256-512 on a CPU)")
+        small = small_object_size(train_samples)
+        why = (f"the training boxes' 25th-percentile shorter side reaches {SMALL_OBJECT_PX}px (the objects are small)"
+               if small is not None and small == image_size else "the training images' median longer side")
+        reasons.append(f"input size {image_size}px: {why} (256-512 on a CPU)")
     if detector in YOLO_DETECTORS:  # Ultralytics' recipe (tasks/detection/yolo/recipe.py)
         from headstart.tasks.detection.yolo.recipe import resolve_yolo_choices
         from headstart.tasks.detection.yolo.weights import find_yolo_weights
@@ -153,7 +180,7 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     if ema_decay is None and detector not in YOLO_DETECTORS:  # Ultralytics keeps its own average
         ema_decay = EMA_DECAY
         reasons.append(f"weights averaged (EMA, decay up to {EMA_DECAY}): the average is validated and kept")
-    head_epochs = head_epochs or max(1, round(epochs * HEAD_FRACTION))
+    head_epochs = head_epochs or max(1, round(epochs * HEAD_FRACTION_OF_GIVEN))
     strategy = "head-ft" if t.strategy == "auto" else t.strategy
     preset = resolve_box_preset(cfg.augment.preset, n)
     update: dict[str, Any] = {

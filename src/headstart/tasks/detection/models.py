@@ -214,3 +214,22 @@ def backbone_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.P
     body = {id(p) for p in model.backbone.body.parameters()}
     params = list(model.parameters())
     return [p for p in params if id(p) in body], [p for p in params if id(p) not in body]
+
+
+def early_backbone_parameters(model: nn.Module, max_stride: int) -> list[nn.Parameter]:
+    """The body's parameters up to and including its last stage whose output stride is at most
+    ``max_stride`` (the stem and the high-resolution stages: torchvision's ``trainable_backbone_layers``
+    counted by stride, so it means the same on every timm backbone). Empty when ``max_stride`` is 0,
+    or when the body is not a timm ``features_only`` model (a whole torchvision detector)."""
+    body = model.backbone.body
+    info = getattr(getattr(body, "feature_info", None), "info", None)
+    if max_stride <= 0 or not info:
+        return []
+    stages = [i["module"] for i in info if int(i["reduction"]) <= max_stride]
+    if not stages:
+        return []
+    # features_only models keep timm's module names, or flatten "stages.0" into "stages_0"
+    prefixes = (stages[-1] + ".", stages[-1].replace(".", "_") + ".")
+    params = list(body.named_parameters())
+    last = max((k for k, (name, _) in enumerate(params) if name.startswith(prefixes)), default=-1)
+    return [p for _, p in params[: last + 1]]

@@ -16,7 +16,7 @@ import torch
 from headstart.engine.device import DeviceSettings
 from headstart.engine.protocol import StepOutput
 from headstart.engine.stages import Stage
-from headstart.tasks.detection.models import backbone_parameters
+from headstart.tasks.detection.models import backbone_parameters, early_backbone_parameters
 from headstart.tasks.detection.spec import METRIC_DIRECTIONS, PROGRESS_COLUMNS
 
 __all__ = ["DetectionTask", "predict_boxes", "ground_truth", "check_box_regression"]
@@ -57,7 +57,8 @@ class DetectionTask:
     progress_columns = PROGRESS_COLUMNS
 
     def __init__(self, model: torch.nn.Module, *, make_loader: Callable, dev: DeviceSettings, classes: Sequence[str],
-                 val_samples: Sequence, weight_decay: float, backbone_lr_ratio: float, first_label: int = 1):
+                 val_samples: Sequence, weight_decay: float, backbone_lr_ratio: float, first_label: int = 1,
+                 frozen_stride: int = 0):
         self.model = model
         self.make_loader = make_loader
         self.dev = dev
@@ -65,6 +66,8 @@ class DetectionTask:
         self.val_samples = list(val_samples)
         self.weight_decay = weight_decay
         self.backbone_lr_ratio = backbone_lr_ratio
+        # the stem and stages up to this output stride stay frozen in every stage (detect.frozen_stride)
+        self._early = {id(p) for p in early_backbone_parameters(model, frozen_stride)}
         self.first_label = first_label  # the model's label of class 0 (see DetectorSpec.first_label)
         self._box_losses: list[torch.Tensor] = []  # this epoch's FCOS regression losses (check_box_regression)
 
@@ -72,7 +75,7 @@ class DetectionTask:
         body, rest = backbone_parameters(self.model)
         frozen = stage.name == "head"
         for p in body:
-            p.requires_grad_(not frozen)
+            p.requires_grad_(not frozen and id(p) not in self._early)
         for p in rest:
             p.requires_grad_(True)
         groups = _groups(rest, self.weight_decay, 1.0)
