@@ -19,7 +19,7 @@ demo: weights
 	$(VENV)/bin/headstart fit examples/faces --model mobilenetv2_100 --out runs/demo
 	$(VENV)/bin/headstart predict runs/demo examples/faces/face/face_000.png examples/faces/non_face/non_face_000.png --top-k 2
 	rm -rf runs/demo-detect
-	$(VENV)/bin/headstart fit examples/glyphs --model mobilenetv2_100 --epochs 20 --out runs/demo-detect
+	$(VENV)/bin/headstart fit examples/glyphs --model mobilenetv2_100 --epochs 20 --image-size 256 --out runs/demo-detect
 	$(VENV)/bin/headstart predict runs/demo-detect examples/glyphs/test --save-images runs/demo-detect/drawn
 
 test: weights
