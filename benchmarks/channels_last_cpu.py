@@ -37,23 +37,18 @@ def _timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def classifier(name: str, size: int, batch: int, repeats: int) -> dict:
-    import timm
-
-    row = {"model": name, "image_size": size, "batch": batch}
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 10, (batch,))
+def _compare(row: dict, build, loss_fn, eval_fn, repeats: int) -> dict:
+    """Times a training step (``loss_fn(model, fmt)``, backward, AdamW) and an inference pass
+    (``eval_fn(model, fmt)``) of a fresh ``build()`` in each memory format ``fmt``; fills ``row``."""
     for fmt in ("contiguous", "channels_last"):
         torch.manual_seed(0)
-        model = timm.create_model(name, num_classes=10)
-        xin = x
+        model = build()
         if fmt == "channels_last":
             model = model.to(memory_format=torch.channels_last)
-            xin = x.contiguous(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
 
-        def step():
-            loss = torch.nn.functional.cross_entropy(model(xin), y)
+        def step(model=model, fmt=fmt, opt=opt):
+            loss = loss_fn(model, fmt)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -62,11 +57,24 @@ def classifier(name: str, size: int, batch: int, repeats: int) -> dict:
         row[f"train_s_{fmt}"] = round(_timed(step, repeats), 4)
         model.eval()
         with torch.no_grad():
-            row[f"eval_s_{fmt}"] = round(_timed(lambda: model(xin), repeats), 4)
+            row[f"eval_s_{fmt}"] = round(_timed(lambda model=model, fmt=fmt: eval_fn(model, fmt), repeats), 4)
     row["train_speedup"] = round(row["train_s_contiguous"] / row["train_s_channels_last"], 2)
     row["eval_speedup"] = round(row["eval_s_contiguous"] / row["eval_s_channels_last"], 2)
     row["has_layernorm"] = any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
     return row
+
+
+def classifier(name: str, size: int, batch: int, repeats: int) -> dict:
+    import timm
+
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 10, (batch,))
+    # the batch in the model's memory format, as DeviceSettings.to_device gives it
+    inputs = {"contiguous": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
+    return _compare({"model": name, "image_size": size, "batch": batch},
+                    lambda: timm.create_model(name, num_classes=10),
+                    lambda m, fmt: torch.nn.functional.cross_entropy(m(inputs[fmt]), y),
+                    lambda m, fmt: m(inputs[fmt]), repeats)
 
 
 def detector(size: int, repeats: int) -> dict:
@@ -77,29 +85,9 @@ def detector(size: int, repeats: int) -> dict:
     images = [torch.rand(3, size, size) for _ in range(4)]
     targets = [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 60.0], [100.0, 100.0, 140.0, 150.0]]),
                 "labels": torch.tensor([1, 2])} for _ in range(4)]
-    row = {"model": "fcos on mobilenetv2_100 (torchvision FPN)", "image_size": size, "batch": 4}
-    for fmt in ("contiguous", "channels_last"):
-        torch.manual_seed(0)
-        model = create_detector(spec)
-        if fmt == "channels_last":
-            model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
-
-        def step():
-            loss = sum(model(images, targets).values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        model.train()
-        row[f"train_s_{fmt}"] = round(_timed(step, repeats), 4)
-        model.eval()
-        with torch.no_grad():
-            row[f"eval_s_{fmt}"] = round(_timed(lambda: model(images), repeats), 4)
-    row["train_speedup"] = round(row["train_s_contiguous"] / row["train_s_channels_last"], 2)
-    row["eval_speedup"] = round(row["eval_s_contiguous"] / row["eval_s_channels_last"], 2)
-    row["has_layernorm"] = False
-    return row
+    return _compare({"model": "fcos on mobilenetv2_100 (torchvision FPN)", "image_size": size, "batch": 4},
+                    lambda: create_detector(spec), lambda m, fmt: sum(m(images, targets).values()),
+                    lambda m, fmt: m(images), repeats)
 
 
 def main(argv=None) -> dict:

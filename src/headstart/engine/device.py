@@ -47,6 +47,14 @@ class DeviceSettings:
             return self
         return dataclasses.replace(self, channels_last=True)
 
+    def prepare(self, model: torch.nn.Module) -> "DeviceSettings":
+        """:meth:`for_model`, with ``model`` put in channels_last (in place) when that is on, before
+        anything is computed from it (the trainer keeps the format)."""
+        dev = self.for_model(model)
+        if dev.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return dev
+
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             return x.to(self.device, non_blocking=True, memory_format=torch.channels_last)

@@ -129,7 +129,6 @@ class Trainer:
         self.scaler = None
         self._ddp: torch.nn.Module | None = None  # the DistributedDataParallel wrapper of this stage
         self.ema = None  # the stage's timm ModelEmaV3 (train.ema_decay): validated and kept as the best
-        self._live_is_better = False  # the last validation scored the live weights above the average
 
     @property
     def model(self) -> torch.nn.Module:
@@ -234,13 +233,13 @@ class Trainer:
         train_time = time.perf_counter() - t0
         with averaged(self.task, self.ema):
             val = self.task.validate(stage)
-        self._live_is_better = False
+        live_is_better = False
         if self.ema is not None and self.state.epoch + 1 == stage.epochs:
             # a stage's last epoch scores the live weights too and keeps the better: the average lags
             # behind them when a stage is short (a few hundred steps), and is level at the end of a long one
             live = self.task.validate(stage)
-            self._live_is_better = is_better(live[self.monitor], val[self.monitor], self.direction)
-            val = live if self._live_is_better else val
+            live_is_better = is_better(live[self.monitor], val[self.monitor], self.direction)
+            val = live if live_is_better else val
         elapsed = time.perf_counter() - t0
         self.state.epoch += 1
         return {
@@ -249,7 +248,7 @@ class Trainer:
             "stage_epoch": self.state.epoch,
             **{k: v for k, v in train.items() if k != "images"},
             **val,
-            **({"weights": "live" if self._live_is_better else "average"} if self.ema is not None else {}),
+            **({"weights": "live" if live_is_better else "average"} if self.ema is not None else {}),
             "lr": max(g["lr"] for g in self.optimizer.param_groups),
             "time": elapsed,  # the whole epoch, validation included
             "images_per_s": train["images"] / max(train_time, 1e-9),  # training pass only
@@ -356,7 +355,7 @@ class Trainer:
         if is_better(value, self.state.best_value, self.direction):
             self.state.best_value = value
             self.state.best_epoch = row["epoch"]
-            source = self.model if self.ema is None or self._live_is_better else self.ema.module
+            source = self.ema.module if row.get("weights") == "average" else self.model
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
             if self.checkpoint_dir is not None and self.world.is_main:
                 atomic_write(self.checkpoint_dir / "best.pt", lambda tmp: torch.save(self._best_state, tmp))

@@ -40,9 +40,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     index = distributed.on_main(lambda: load_data(cfg, run, console))
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg, model = build_model(cfg, index, dev, run, console, verbose)
-    dev = dev.for_model(model.module)
-    if dev.channels_last:  # before any feature is computed (the trainer keeps it)
-        model.module.to(memory_format=torch.channels_last)
+    dev = dev.prepare(model.module)  # channels_last where it pays (on the CPU too)
     cfg = resolve_autos(cfg, index, model, dev, run, console)
     loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:

@@ -50,9 +50,7 @@ def run(cfg: FitConfig, run: RunFolder, *, console, verbose: bool = True, callba
     dev = resolve_device(cfg.train.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
     cfg = resolve_autos(cfg, index, dev, run, console, verbose)
     cfg, model = build_model(cfg, index, run, console)
-    dev = dev.for_model(model.module)
-    if dev.channels_last:  # before any feature is computed (the trainer keeps it)
-        model.module.to(memory_format=torch.channels_last)
+    dev = dev.prepare(model.module)  # channels_last where it pays (on the CPU too)
     loaders = make_loaders(cfg, index, model, dev, run, verbose, console)
     try:
         trainer, state = train(cfg, index, model, dev, run, loaders, console, verbose, callbacks)

@@ -29,8 +29,9 @@ the val split of the glyphs-on-photos benchmark, 240 training images, FCOS on Mo
   AdamW within a point of val mAP over 20 epochs without beating it: AdamW stays.
 * epochs: about 3,360 training images seen in all (14 epochs of 240 images), at least 8 and at most
   60 epochs, 30 % of them (at least one) on the heads alone (``head-ft``: 4 + 10 on the
-  benchmark; with ``--epochs N`` given, N through the backbone after a fifth of N on the heads). With the larger input size below and channels_last on the CPU, 14 epochs is what fits
-  in the plain torchvision loop's CPU time (730 against 768 CPU s, test mAP 0.682 against 0.613);
+  benchmark; with ``--epochs N`` given, N through the backbone after a fifth of N on the heads).
+  With the larger input size above and channels_last on the CPU, 14 epochs is what fits in the
+  plain torchvision loop's CPU time (730 against 768 CPU s, test mAP 0.682 against 0.613);
   18 epochs scored 0.696 for 1,070 CPU s, 12 (3 + 9) 0.665 for 627. The earlier rules: 12 epochs
   at 256 px left val mAP still rising, then 18 at 256 px (0.657).
 * frozen early stages (``detect.frozen_stride`` 4): the backbone's stem and its stride-2 and
@@ -133,9 +134,17 @@ def small_object_size(samples: Sequence) -> int | None:
 def auto_image_size(samples: Sequence, device_type: str) -> int:
     """The images' median longer side, or more where the objects are small (:func:`small_object_size`),
     rounded up to a multiple of 32, within 256-512 on a CPU (640 on a GPU)."""
+    return _image_size_and_reason(samples, device_type)[0]
+
+
+def _image_size_and_reason(samples: Sequence, device_type: str) -> tuple[int, str]:
     longer = [max(s.width, s.height) for s in samples] or [320]
-    size = max(32 * math.ceil(statistics.median(longer) / 32), small_object_size(samples) or 0)
-    return int(min(max(size, 256), 640 if device_type == "cuda" else 512))
+    native = 32 * math.ceil(statistics.median(longer) / 32)
+    small = small_object_size(samples) or 0
+    size = int(min(max(native, small, 256), 640 if device_type == "cuda" else 512))
+    why = (f"the training boxes' 25th-percentile shorter side reaches {SMALL_OBJECT_PX}px (the objects are small)"
+           if small == size else "the training images' median longer side")
+    return size, f"{why} (256-512 on a CPU)"
 
 
 def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str) -> tuple[FitConfig, list[str]]:
@@ -154,11 +163,8 @@ def resolve_choices(cfg: FitConfig, train_samples: Sequence, *, device_type: str
     detector = d.detector
     image_size = m.image_size
     if image_size is None:
-        image_size = auto_image_size(train_samples, device_type)
-        small = small_object_size(train_samples)
-        why = (f"the training boxes' 25th-percentile shorter side reaches {SMALL_OBJECT_PX}px (the objects are small)"
-               if small is not None and small == image_size else "the training images' median longer side")
-        reasons.append(f"input size {image_size}px: {why} (256-512 on a CPU)")
+        image_size, why = _image_size_and_reason(train_samples, device_type)
+        reasons.append(f"input size {image_size}px: {why}")
     if detector in YOLO_DETECTORS:  # Ultralytics' recipe (tasks/detection/yolo/recipe.py)
         from headstart.tasks.detection.yolo.recipe import resolve_yolo_choices
         from headstart.tasks.detection.yolo.weights import find_yolo_weights
