@@ -45,6 +45,7 @@ def timed_fit(data: Path, out: Path, **kwargs) -> dict:
         "test_map75": m["map75"],
         "best_val_map": m.get("best_monitor_value"),
         "epochs_run": m.get("epochs_run"),
+        "image_size": result.config.model.image_size,
         "cpu_s": round(_cpu() - c0, 1),
         "wall_s": round(time.perf_counter() - w0, 1),
         "run": str(out),
@@ -61,10 +62,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=Path("runs/yolo-bench"))
     ap.add_argument("--detector", default="yolo11n")
     ap.add_argument("--cpu-budget", type=float, default=554.0)
-    ap.add_argument("--image-size", type=int, default=256)
+    ap.add_argument("--image-size", default="256", help="pixels, or auto: headstart's rule from the data")
     ap.add_argument("--torchvision", action="store_true")
     ap.add_argument("--results", type=Path)
     args = ap.parse_args(argv)
+    size = {} if args.image_size == "auto" else {"image_size": int(args.image_size)}
     import torch
 
     torch.set_num_threads(1)
@@ -75,7 +77,7 @@ def main(argv=None) -> dict:
         args.out / "calibration",
         detector=args.detector,
         epochs=1,
-        image_size=args.image_size,
+        **size,
         overrides=["train.patience=null"],
     )
     calib["recipe"] = f"{args.detector} calibration (1 epoch)"
@@ -90,14 +92,14 @@ def main(argv=None) -> dict:
         args.out / "yolo",
         detector=args.detector,
         epochs=epochs,
-        image_size=args.image_size,
+        **size,
         overrides=["train.patience=null"],
     )
     row["recipe"] = f"{args.detector} from its YAML (random init), headstart's YOLO defaults, {epochs} epochs"
     runs.append(row)
     print(json.dumps(row), flush=True)
     if args.torchvision:
-        tv = timed_fit(args.data, args.out / "torchvision", model="mobilenetv2_100", image_size=args.image_size)
+        tv = timed_fit(args.data, args.out / "torchvision", model="mobilenetv2_100", **size)
         tv["recipe"] = "headstart default (FCOS on mobilenetv2_100, ImageNet weights)"
         runs.append(tv)
         print(json.dumps(tv), flush=True)

@@ -136,10 +136,16 @@ def _trainer_class():
 
         def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
             """Ultralytics' loader, shuffled by :class:`EpochPermutation` (one process only: with
-            several, its DistributedSampler shuffles by epoch already)."""
+            several, its DistributedSampler shuffles by epoch already). Its image-caching progress bar
+            (printed to stdout with ``disable=False``, so ``YOLO_VERBOSE=false`` does not reach it) is
+            dropped; its warnings go through its logger, which keeps its own stream."""
+            import contextlib
+            import io
+
             from torch.utils.data import RandomSampler
 
-            loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+            with contextlib.redirect_stdout(io.StringIO()):
+                loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
             batches = getattr(getattr(loader, "batch_sampler", None), "sampler", None)  # _RepeatSampler -> BatchSampler
             if mode == "train" and isinstance(getattr(batches, "sampler", None), RandomSampler):
                 start = 0 if self._hs_resume is None else self._hs_resume["epoch"] + 1
