@@ -113,9 +113,14 @@ def main(argv=None) -> dict:
         "runs": runs,
     }
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_results(args.results, result)
     return result
+
+
+def write_results(path: Path, result: dict) -> None:
+    """``result`` as indented JSON at ``path`` (its folder made if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,10 @@ def main(argv=None) -> dict:
     }
     print(json.dumps(result["summary"], indent=1))
     if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        sys.path.insert(0, str(HERE))
+        from yolo import write_results
+
+        write_results(args.results, result)
     return result
 
 
